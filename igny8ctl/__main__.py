@@ -1,0 +1,3 @@
+from igny8ctl.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from igny8ctl.checks.base import Check, CheckContext, Outcome, Severity
+from igny8ctl.db import Igny8Schema, json_text
+
+
+def usable_openai_settings(schema: Igny8Schema, account_id: sa.ColumnElement[int]) -> sa.Exists:
+    """Active ``openai`` settings of ``account_id`` that carry a non-empty api_key."""
+    settings = schema.settings
+    api_key = json_text(settings.config, "api_key", schema.dialect)
+    return sa.exists().where(
+        settings.account_id == account_id,
+        settings.integration_type == "openai",
+        settings.is_active == sa.true(),
+        sa.func.coalesce(api_key, "") != "",
+    )
+
+
+class AiSettings(Check):
+    """Accounts for which auto-cluster cannot resolve OpenAI settings.
+
+    Why: auto-cluster uses the account's own active openai settings, else those of the
+    system account (aws-admin). When neither has an api_key the job fails for that tenant.
+    The fallback is sanctioned but must be visible: accounts relying on it are reported
+    as info.
+    Fix: add active openai settings for the account, or for the system account
+    """
+
+    id = "ai.settings"
+    title = "OpenAI settings resolvable"
+    severity = Severity.ERROR
+
+    def run(self, context: CheckContext) -> Outcome:
+        schema = context.schema
+        account = schema.account
+        system = context.settings.system_account
+        system_id = context.connection.scalar(
+            sa.select(account.id).where(account.slug == system)
+        )
+        fallback_ok = system_id is not None and bool(context.connection.scalar(
+            sa.select(usable_openai_settings(schema, sa.literal(system_id)))
+        ))
+        without_own = sa.select(account.id).where(
+            ~usable_openai_settings(schema, account.id), account.slug != system
+        )
+        if fallback_ok:
+            count, sample = context.count_and_sample(without_own)
+            return Outcome(
+                [
+                    self.finding("unresolvable", 0, (), "every account resolves settings"),
+                    self.finding("fallback", count, sample,
+                                 f"relying on the {system} fallback", Severity.INFO),
+                ],
+                detail=f"{count} account(s) use the {system} fallback",
+            )
+        reason = (f"system account {system} does not exist" if system_id is None
+                  else f"system account {system} has no active openai api_key")
+        count, sample = context.count_and_sample(
+            sa.select(account.id).where(~usable_openai_settings(schema, account.id))
+        )
+        return Outcome([self.finding("unresolvable", count, sample,
+                                     f"no usable settings ({reason})")])

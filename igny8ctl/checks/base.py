@@ -1,0 +1,132 @@
+"""What a check is, what it returns, and the SQL shape every check shares."""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from igny8ctl.config import Settings
+from igny8ctl.db import Igny8Schema
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def rank(self) -> int:
+        return {"info": 0, "warning": 1, "error": 2}[self.value]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One kind of defect found by a check: how many rows, and which (a sample)."""
+
+    check: str
+    code: str
+    severity: Severity
+    count: int
+    sample: tuple[int, ...]
+    message: str
+    baselined: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.check}:{self.code}"
+
+
+@dataclass(frozen=True)
+class CheckInfo:
+    id: str
+    title: str
+    severity: Severity
+    rationale: str
+    fix: str | None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    info: CheckInfo
+    findings: tuple[Finding, ...]
+    duration_s: float
+    detail: str | None = None
+
+    @property
+    def count(self) -> int:
+        return sum(f.count for f in self.findings if f.severity is not Severity.INFO)
+
+    def worst(self, include_baselined: bool = False) -> Severity | None:
+        relevant = [
+            f.severity for f in self.findings
+            if f.count and (include_baselined or not f.baselined)
+        ]
+        return max(relevant, key=lambda s: s.rank) if relevant else None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    findings: list[Finding]
+    detail: str | None = None
+
+
+@dataclass
+class CheckContext:
+    connection: Connection
+    schema: Igny8Schema
+    settings: Settings
+    sample_limit: int
+
+    @property
+    def dialect(self) -> str:
+        return self.schema.dialect
+
+    def count_and_sample(self, ids: sa.Select[Any]) -> tuple[int, tuple[int, ...]]:
+        """Count the rows of ``ids`` (one id column) and fetch the lowest few, in one query."""
+        bad = ids.subquery("bad")
+        id_column = next(iter(bad.c))
+        if self.sample_limit <= 0:
+            total = self.connection.scalar(sa.select(sa.func.count()).select_from(bad))
+            return int(total or 0), ()
+        rows = self.connection.execute(
+            sa.select(id_column, sa.func.count().over().label("total"))
+            .order_by(id_column)
+            .limit(self.sample_limit)
+        ).all()
+        if not rows:
+            return 0, ()
+        return int(rows[0].total), tuple(int(row[0]) for row in rows)
+
+
+class Check(ABC):
+    """Base of every check. The docstring of a subclass is its rationale (``check --list``).
+
+    A check reads with set-based SQL and never writes; it returns findings, with a count
+    even when zero, so a clean run is visible as such.
+    """
+
+    id: ClassVar[str]
+    title: ClassVar[str]
+    severity: ClassVar[Severity]
+    fix: ClassVar[str | None] = None
+
+    @classmethod
+    def info(cls) -> CheckInfo:
+        return CheckInfo(cls.id, cls.title, cls.severity, inspect.cleandoc(cls.__doc__ or ""),
+                         cls.fix)
+
+    @abstractmethod
+    def run(self, context: CheckContext) -> Outcome:
+        """Return this check's findings."""
+
+    def finding(
+        self, code: str, count: int, sample: tuple[int, ...], message: str,
+        severity: Severity | None = None,
+    ) -> Finding:
+        return Finding(self.id, code, severity or self.severity, count, sample, message)

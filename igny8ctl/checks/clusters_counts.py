@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from igny8ctl.checks.base import Check, CheckContext, Outcome, Severity
+from igny8ctl.db import Igny8Schema
+
+
+def cluster_totals(schema: Igny8Schema) -> sa.Subquery:
+    """Per cluster, the number and total volume of the keywords assigned to it."""
+    keyword = schema.keyword
+    return (
+        sa.select(
+            keyword.cluster_id.label("cluster_id"),
+            sa.func.count().label("keywords_count"),
+            sa.func.coalesce(sa.func.sum(keyword.volume), 0).label("volume"),
+        )
+        .where(keyword.cluster_id.is_not(None))
+        .group_by(keyword.cluster_id)
+        .subquery("totals")
+    )
+
+
+def stale_clusters(schema: Igny8Schema) -> sa.Select[tuple[int]]:
+    cluster = schema.cluster
+    totals = cluster_totals(schema)
+    return (
+        sa.select(cluster.id)
+        .select_from(cluster.table.outerjoin(totals, totals.c.cluster_id == cluster.id))
+        .where(sa.or_(
+            cluster.keywords_count != sa.func.coalesce(totals.c.keywords_count, 0),
+            cluster.volume != sa.func.coalesce(totals.c.volume, 0),
+        ))
+    )
+
+
+class ClustersCounts(Check):
+    """Clusters whose keywords_count or volume disagree with their assigned keywords.
+
+    Why: both are denormalised copies; when they drift, the planner shows wrong sizes and
+    volumes and sorts clusters wrongly.
+    Fix: igny8ctl fix cluster-counts
+    """
+
+    id = "clusters.counts"
+    title = "Cluster counts and volumes"
+    severity = Severity.WARNING
+    fix = "igny8ctl fix cluster-counts"
+
+    def run(self, context: CheckContext) -> Outcome:
+        count, sample = context.count_and_sample(stale_clusters(context.schema))
+        return Outcome([self.finding("stale", count, sample,
+                                     "stale keywords_count/volume")])

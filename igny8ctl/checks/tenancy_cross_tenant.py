@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from igny8ctl.checks.base import Check, CheckContext, Finding, Outcome, Severity
+from igny8ctl.db import Igny8Schema
+
+
+def cross_tenant_links(schema: Igny8Schema) -> list[sa.ForeignKey]:
+    """Foreign keys from one tenant-owned table to another, derived from the FK graph.
+
+    Each such link must stay inside one tenant: ``child.account_id = parent.account_id``.
+    The tenant column itself (``account_id`` → account) is not such a link.
+    """
+    tenant = schema.tenant_column
+    tables = set(schema.tenant_tables())
+    links = [
+        fk for table in tables for fk in table.foreign_keys
+        if fk.parent.name != tenant and fk.column.table in tables
+    ]
+    return sorted(links, key=lambda fk: (fk.parent.table.name, fk.parent.name))
+
+
+class TenancyCrossTenant(Check):
+    """Rows whose tenant disagrees with their parent's (e.g. a keyword in another account's
+    cluster or site, a cluster on another account's site).
+
+    Why: such rows leak data across tenants and make per-tenant jobs read or write another
+    tenant's rows. Every foreign key between tables that carry account_id is checked, so a
+    new tenant table is covered without code changes.
+    Fix: igny8ctl fix cross-tenant (keyword→cluster links); site mismatches need a human
+    """
+
+    id = "tenancy.cross-tenant"
+    title = "Links that cross tenants"
+    severity = Severity.ERROR
+    fix = "igny8ctl fix cross-tenant"
+
+    def run(self, context: CheckContext) -> Outcome:
+        schema = context.schema
+        schema.require("account")
+        tenant = schema.tenant_column
+        findings: list[Finding] = []
+        for fk in cross_tenant_links(schema):
+            child, parent = fk.parent.table, fk.column.table.alias("parent")
+            pk = next(iter(child.primary_key.columns), None)
+            if pk is None:
+                continue
+            query = (
+                sa.select(pk)
+                .select_from(child.join(parent, fk.parent == parent.c[fk.column.name]))
+                .where(child.c[tenant] != parent.c[tenant])
+            )
+            count, sample = context.count_and_sample(query)
+            code = f"{child.name}.{fk.parent.name}"
+            findings.append(self.finding(
+                code, count, sample,
+                f"{code} in another tenant",
+            ))
+        return Outcome(findings)

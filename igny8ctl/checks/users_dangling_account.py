@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from igny8ctl.checks.base import Check, CheckContext, Outcome, Severity
+
+
+class UsersDanglingAccount(Check):
+    """Users whose account_id names an account that does not exist.
+
+    Why: possible when the foreign key was dropped, or on SQLite without PRAGMA
+    foreign_keys; such users fail exactly like orphans, and they block the NOT NULL
+    migration and the foreign key's validation.
+    Fix: igny8ctl fix dangling-accounts --strategy create-account|assign|delete
+    """
+
+    id = "users.dangling-account"
+    title = "Users pointing at a missing account"
+    severity = Severity.ERROR
+    fix = "igny8ctl fix dangling-accounts --strategy create-account"
+
+    def run(self, context: CheckContext) -> Outcome:
+        user, account = context.schema.user, context.schema.account
+        # Probe only the distinct account ids, not every user row, against the account table.
+        referenced = (
+            sa.select(user.account_id.label("account_id"))
+            .where(user.account_id.is_not(None))
+            .distinct()
+            .subquery("referenced")
+        )
+        missing = sa.select(referenced.c.account_id).where(
+            ~sa.exists().where(account.id == referenced.c.account_id)
+        )
+        count, sample = context.count_and_sample(
+            sa.select(user.id).where(user.account_id.in_(missing))
+        )
+        message = "account_id names no account"
+        if count:
+            missing_ids = context.connection.scalars(
+                missing.order_by(referenced.c.account_id).limit(5)
+            ).all()
+            message += " (account ids " + ", ".join(map(str, missing_ids)) + ")"
+        return Outcome([self.finding("dangling", count, sample, message)])

@@ -1,0 +1,1 @@
+"""Typer command groups: parse options, call ``igny8ctl.api``, render, exit."""

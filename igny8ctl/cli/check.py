@@ -1,0 +1,112 @@
+"""``igny8ctl check``: find every integrity defect in one read-only pass."""
+
+from __future__ import annotations
+
+import io
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from igny8ctl.cli.options import (
+    ConfigPath,
+    DatabaseUrl,
+    Profile,
+    load,
+    stderr,
+    stdout,
+    write_atomically,
+)
+from igny8ctl.render import Format
+
+if TYPE_CHECKING:
+    from igny8ctl.report import CheckReport
+
+app = typer.Typer(help="Run integrity checks (read-only).", no_args_is_help=False)
+
+
+class FailOn(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+    NEVER = "never"
+
+
+@app.callback(invoke_without_command=True)
+def check(
+    ctx: typer.Context,
+    database_url: DatabaseUrl = None,
+    config: ConfigPath = None,
+    profile: Profile = None,
+    check_ids: Annotated[list[str] | None, typer.Option(
+        "--check", "-c", help="Run only this check id or glob (repeatable).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(
+        "--exclude", "-x", help="Skip this check id or glob (repeatable).")] = None,
+    output_format: Annotated[Format, typer.Option("--format", "-f", help="Report format.")]
+    = Format.TABLE,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the report to FILE instead of stdout.", dir_okay=False)]
+    = None,
+    sample: Annotated[int, typer.Option(
+        "--sample", min=0, help="Offending ids to list per finding.")] = 20,
+    fail_on: Annotated[FailOn, typer.Option(
+        "--fail-on", help="Exit 1 when findings at or above this severity remain.")]
+    = FailOn.ERROR,
+    baseline: Annotated[Path | None, typer.Option(
+        "--baseline", help="A previous JSON report: fail only on findings not in it.",
+        dir_okay=False)] = None,
+    list_checks: Annotated[bool, typer.Option(
+        "--list", help="Print the check catalogue and exit.")] = False,
+) -> None:
+    """Run integrity checks. Exit 0 clean, 1 findings, 2 usage, 3 database/schema."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from igny8ctl import api
+
+    if list_checks:
+        catalogue = api.catalogue()
+        if output_format is Format.JSON:
+            typer.echo(json.dumps([info.__dict__ | {"severity": info.severity.value}
+                                   for info in catalogue], indent=2))
+        else:
+            from igny8ctl.render.human import render_catalogue
+
+            render_catalogue(catalogue, stdout())
+        return
+
+    from igny8ctl.checks import Severity
+
+    settings = load(database_url, config, profile)
+    report = api.run_checks(
+        settings, include=check_ids, exclude=exclude, sample_limit=sample,
+        fail_on=None if fail_on is FailOn.NEVER else Severity(fail_on.value),
+        baseline=baseline,
+    )
+    emit_report(report, output_format, output)
+    raise typer.Exit(0 if report.passed else 1)
+
+
+def emit_report(report: CheckReport, output_format: Format, output: Path | None) -> None:
+    """The report to stdout or ``--output``; for machine formats, the verdict to stderr."""
+    from igny8ctl.render import machine_renderers
+    from igny8ctl.render.human import render_report
+    from igny8ctl.render.text import verdict
+
+    if output_format is Format.TABLE:
+        if output is None:
+            render_report(report, stdout())
+            return
+        from rich.console import Console
+
+        capture = Console(record=True, width=160, file=io.StringIO(), force_terminal=False)
+        render_report(report, capture)
+        write_atomically(output, capture.export_text())
+        return
+    text = machine_renderers()[output_format](report)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        write_atomically(output, text)
+    stderr().print(verdict(report), highlight=False, style=None if report.passed else "red")

@@ -1,0 +1,76 @@
+"""The ``igny8ctl`` entry point and the one place exceptions become messages and exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from igny8ctl import __version__
+from igny8ctl.cli import check, demo
+
+app = typer.Typer(
+    name="igny8ctl",
+    help="Administration and data-integrity toolkit for igny8 databases.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(check.app, name="check")
+app.command("demo")(demo.demo)
+
+DEBUG_ENV = "IGNY8CTL_DEBUG"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"igny8ctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True, help="Print the version and exit.")]
+    = False,
+    verbose: Annotated[int, typer.Option(
+        "--verbose", "-v", count=True, help="More detail; -vv shows tracebacks.")] = 0,
+) -> None:
+    """Find, repair and prevent integrity defects in igny8 tenant data."""
+    if verbose >= 2:
+        os.environ[DEBUG_ENV] = "1"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from igny8ctl.errors import ExitCode, Igny8Error
+
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="igny8ctl", standalone_mode=True)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else ExitCode.USAGE
+    except Igny8Error as error:
+        _fail(error.message)
+        return error.exit_code
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
+    except Exception as error:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        from igny8ctl.redact import redact
+
+        _fail(f"internal error: {type(error).__name__}: {redact(str(error)).splitlines()[0]}"
+              if str(error) else f"internal error: {type(error).__name__}")
+        return ExitCode.USAGE
+    return ExitCode.OK
+
+
+def _fail(message: str) -> None:
+    from igny8ctl.redact import redact
+
+    sys.stderr.write(f"igny8ctl: error: {redact(message)}\n")
+    sys.stderr.flush()
