@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from igny8ctl import __version__
-from igny8ctl.cli import check, demo
+from igny8ctl.cli import check, cluster, demo, fix, migrate
 
 app = typer.Typer(
     name="igny8ctl",
@@ -19,8 +19,11 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(check.app, name="check")
 app.command("demo")(demo.demo)
+app.add_typer(check.app, name="check")
+app.add_typer(fix.app, name="fix")
+app.add_typer(migrate.app, name="migrate")
+app.add_typer(cluster.app, name="cluster")
 
 DEBUG_ENV = "IGNY8CTL_DEBUG"
 
