@@ -4,15 +4,33 @@ from __future__ import annotations
 
 import fnmatch
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from igny8ctl.checks import REGISTRY, Check, CheckInfo, CheckResult, Severity
 from igny8ctl.checks.base import CheckContext
 from igny8ctl.config import Settings
-from igny8ctl.db import create_engine, display_url, read_only, reflect
-from igny8ctl.errors import ConfigError
+from igny8ctl.db import (
+    connect,
+    create_engine,
+    display_url,
+    job_lock,
+    read_only,
+    reflect,
+    set_timeouts,
+)
+from igny8ctl.errors import ConfigError, Refused
 from igny8ctl.report import CheckReport, apply_baseline, load_baseline
+
+if TYPE_CHECKING:
+    from igny8ctl.fixes.base import Fix, FixResult, Plan
+    from igny8ctl.fixes.journal import RunSummary, UndoStep
 
 
 def catalogue() -> list[CheckInfo]:
@@ -79,3 +97,151 @@ def demo(path: Path, force: bool = False) -> tuple[Settings, CheckReport]:
     create_demo_database(path, force=force)
     settings = Settings(database_url=f"sqlite:///{path}", url_source="demo")
     return settings, run_checks(settings)
+
+
+# -- fixes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UndoPlan:
+    run: RunSummary
+    steps: list[UndoStep]
+    conflicts: list[tuple[str, list[int]]]
+
+
+def fix_names() -> list[str]:
+    from igny8ctl.fixes import REGISTRY
+
+    return list(REGISTRY)
+
+
+def _make_fix(name: str, connection: Connection, settings: Settings,
+              params: Mapping[str, Any]) -> Fix:
+    from igny8ctl.fixes import REGISTRY
+    from igny8ctl.fixes.base import utcnow
+
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown fix {name!r} (fixes: {', '.join(REGISTRY)})")
+    return REGISTRY[name](reflect(connection, settings), settings, utcnow(), params)
+
+
+def _preview(fix: Fix, connection: Connection, sample_limit: int) -> Plan:
+    from igny8ctl.fixes.base import Plan
+
+    blockers = tuple(fix.prepare(connection))
+    condition = fix.window(None)
+    targets = int(connection.scalar(
+        sa.select(sa.func.count()).select_from(fix.root).where(condition)) or 0)
+    changes = tuple(op.preview(connection, sample_limit) for op in fix.operations(condition)) \
+        if targets else ()
+    return Plan(fix.name, _public(fix.params), targets, changes, blockers,
+                tuple(fix.notes(connection)))
+
+
+def _public(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in params.items() if value not in (None, False, [], {})}
+
+
+def plan_fix(settings: Settings, name: str, params: Mapping[str, Any],
+             sample_limit: int = 10) -> Plan:
+    """What ``name`` would change, computed read-only with the same statements as apply."""
+    engine = create_engine(settings)
+    with read_only(engine, settings) as connection:
+        return _preview(_make_fix(name, connection, settings, params), connection, sample_limit)
+
+
+def apply_fix(settings: Settings, name: str, params: Mapping[str, Any],
+              batch_size: int | None = None, wait_seconds: float = 0,
+              sample_limit: int = 10) -> FixResult:
+    """Apply a fix under its lock, journaled, in one transaction or in committed batches.
+
+    Each batch is defined by the current state (the next ``batch_size`` targets by id), so
+    a run killed at any point leaves whole batches behind, and running it again finishes
+    the work without redoing any of it.
+    """
+    from igny8ctl.fixes.base import FixResult
+    from igny8ctl.fixes.journal import Journal, RunInfo, primary_key
+
+    engine = create_engine(settings)
+    with job_lock(engine, f"fix:{name}", wait_seconds), connect(engine) as connection:
+        with connection.begin():
+            fix = _make_fix(name, connection, settings, params)
+            plan = _preview(fix, connection, sample_limit)
+        if plan.blockers:
+            raise Refused(plan.blockers[0])
+        run = RunInfo.new(name, plan.params)
+        step, batches, rows_changed = 1, 0, 0
+        while not plan.empty:
+            transaction = connection.begin()
+            set_timeouts(connection, settings.statement_timeout_ms)
+            fix.prepare(connection)
+            upto = None
+            if batch_size:
+                key = primary_key(fix.root)
+                upto = connection.scalar(sa.select(key).where(fix.window(None))
+                                         .order_by(key).limit(1).offset(batch_size - 1))
+            journal = Journal(connection, run, step)
+            for operation in fix.operations(fix.window(upto)):
+                operation.execute(journal)
+            if batches == 0 and journal.rows_changed == 0:
+                transaction.rollback()
+                break
+            rows_changed += journal.rows_changed
+            journal.record_run("applied" if upto is None else "partial")
+            transaction.commit()
+            step, batches = journal.step + 1, batches + 1
+            if upto is None:
+                break
+    remaining = _remaining(settings, fix)
+    return FixResult(plan, run.run_id if batches else None, rows_changed, batches, remaining)
+
+
+def _remaining(settings: Settings, fix: Fix) -> int:
+    report = run_checks(settings, include=[fix.check], sample_limit=0)
+    return sum(f.count for r in report.results for f in r.findings
+               if fix.finding_codes is None or f.code in fix.finding_codes)
+
+
+def fix_history(settings: Settings, limit: int = 50, job: str | None = None) -> list[RunSummary]:
+    from igny8ctl.fixes.journal import list_runs
+
+    engine = create_engine(settings)
+    with read_only(engine, settings) as connection:
+        return list_runs(connection, limit, job)
+
+
+def _undoable(connection: Connection, run_id: str) -> RunSummary:
+    from igny8ctl.fixes.journal import get_run
+
+    run = get_run(connection, run_id)
+    if run.undone_by:
+        raise Refused(f"run {run_id} was already undone by run {run.undone_by}")
+    return run
+
+
+def plan_undo(settings: Settings, run_id: str) -> UndoPlan:
+    from igny8ctl.fixes.journal import run_steps, undo_conflicts
+
+    engine = create_engine(settings)
+    with read_only(engine, settings) as connection:
+        run = _undoable(connection, run_id)
+        schema = reflect(connection, settings)
+        return UndoPlan(run, run_steps(connection, run_id),
+                        undo_conflicts(connection, schema.metadata, run_id))
+
+
+def apply_undo(settings: Settings, run_id: str, wait_seconds: float = 0) -> tuple[str, int]:
+    """Restore what ``run_id`` changed, in one journaled transaction; returns (run, rows)."""
+    from igny8ctl.fixes.journal import Journal, RunInfo, undo
+
+    engine = create_engine(settings)
+    with job_lock(engine, "undo", wait_seconds), connect(engine) as connection, \
+            connection.begin():
+        original = _undoable(connection, run_id)
+        schema = reflect(connection, settings)
+        set_timeouts(connection, settings.statement_timeout_ms)
+        journal = Journal(connection, RunInfo.new("undo", {"run": run_id, "of": original.job},
+                                                  undoes=run_id))
+        rows = undo(journal, schema.metadata, run_id)
+        journal.record_run("applied")
+        return journal.run.run_id, rows

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from igny8ctl.config import SCHEMA, Settings
 from igny8ctl.errors import ConfigError, DatabaseUnavailable, LockBusy, SchemaMismatch
 from igny8ctl.redact import redact
+from igny8ctl.slug import SQLITE_FUNCTION, slugify
 
 _SCHEME_ALIASES = {
     "postgres": "postgresql+psycopg",
@@ -77,6 +78,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     dbapi_connection.execute("PRAGMA foreign_keys = ON")
     dbapi_connection.execute("PRAGMA busy_timeout = 5000")
+    dbapi_connection.create_function(SQLITE_FUNCTION, 2, slugify, deterministic=True)
 
 
 def _sqlite_on_begin(connection: Connection) -> None:

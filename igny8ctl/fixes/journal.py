@@ -383,15 +383,23 @@ def run_steps(connection: Connection, run_id: str) -> list[UndoStep]:
 
 def undo_conflicts(connection: Connection, metadata: sa.MetaData,
                    run_id: str) -> list[tuple[str, list[int]]]:
-    """Rows the run touched that changed since (or came back, for deleted rows)."""
+    """Rows the run touched that changed since (or came back, for deleted rows).
+
+    A row touched by several steps is compared with the last one only.
+    """
     dialect = connection.dialect.name
     _, journal = journal_tables(dialect)
     conflicts = []
     for step in run_steps(connection, run_id):
         target = _table(metadata, step.table)
         pk = primary_key(target)
+        later = journal.alias("later")
+        superseded = sa.exists().where(
+            later.c.run_id == run_id, later.c.table_name == journal.c.table_name,
+            later.c.row_id == journal.c.row_id, later.c.step > journal.c.step)
         entries = sa.select(journal.c.row_id, journal.c.after).where(
-            journal.c.run_id == run_id, journal.c.step == step.step).subquery("entries")
+            journal.c.run_id == run_id, journal.c.step == step.step, ~superseded
+        ).subquery("entries")
         if step.action == DELETE:
             changed = sa.select(entries.c.row_id).where(
                 sa.exists().where(pk == entries.c.row_id))

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from igny8ctl.db import MappedTable
+from igny8ctl.fixes.base import UPDATE, Fix, Operation
+
+
+class AccountOwners(Fix):
+    """Accounts whose owner is missing, gone or in another account get their earliest
+    owner-role member as owner, or NULL when there is none."""
+
+    name = "account-owners"
+    check = "accounts.owner"
+    finding_codes = ("owner-row-missing", "owner-other-account", "owner-missing")
+
+    def target_table(self) -> MappedTable:
+        return self.schema.account
+
+    def _successor(self) -> sa.ScalarSelect[int]:
+        account, user = self.schema.account, self.schema.user
+        return (sa.select(user.id)
+                .where(user.account_id == account.id, user.role == "owner")
+                .order_by(user.date_joined, user.id).limit(1).scalar_subquery())
+
+    def target_condition(self) -> sa.ColumnElement[bool]:
+        account, user = self.schema.account, self.schema.user
+        owner_inside = sa.exists().where(user.id == account.owner_id,
+                                         user.account_id == account.id)
+        return sa.or_(
+            sa.and_(account.owner_id.is_not(None), ~owner_inside),
+            sa.and_(account.owner_id.is_(None), self._successor().is_not(None)),
+        )
+
+    def operations(self, targets: sa.ColumnElement[bool]) -> list[Operation]:
+        account = self.schema.account
+        return [Operation(UPDATE, account.table,
+                          "set owner to the earliest owner-role member (or NULL)",
+                          where=targets, values={account.owner_id.name: self._successor(),
+                                                 account.updated_at.name: self.now})]

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from igny8ctl.checks.clusters_counts import stale_clusters
+from igny8ctl.db import MappedTable
+from igny8ctl.fixes.base import UPDATE, Fix, Operation
+
+
+class ClusterCounts(Fix):
+    """Recompute keywords_count and volume of clusters from their assigned keywords."""
+
+    name = "cluster-counts"
+    check = "clusters.counts"
+
+    def target_table(self) -> MappedTable:
+        return self.schema.cluster
+
+    def target_condition(self) -> sa.ColumnElement[bool]:
+        return self.schema.cluster.id.in_(stale_clusters(self.schema))
+
+    def operations(self, targets: sa.ColumnElement[bool]) -> list[Operation]:
+        keyword, cluster = self.schema.keyword, self.schema.cluster
+        assigned = keyword.cluster_id == cluster.id
+        return [Operation(UPDATE, cluster.table, "recompute keywords_count and volume",
+                          where=targets, values={
+                              cluster.keywords_count.name: sa.select(sa.func.count())
+                              .where(assigned).scalar_subquery(),
+                              cluster.volume.name: sa.select(
+                                  sa.func.coalesce(sa.func.sum(keyword.volume), 0))
+                              .where(assigned).scalar_subquery(),
+                              cluster.updated_at.name: self.now,
+                          })]
