@@ -127,6 +127,8 @@ def read_only(engine: Engine, settings: Settings) -> Iterator[Connection]:
                     "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
                 )
                 set_timeouts(connection, settings.statement_timeout_ms)
+                # Checks are short aggregates; JIT compilation costs more than it saves.
+                connection.exec_driver_sql("SET LOCAL jit = off")
             else:
                 connection.exec_driver_sql("PRAGMA query_only = ON")
             yield connection
@@ -282,10 +284,41 @@ class Igny8Schema:
 
 
 def reflect(connection: Connection, settings: Settings) -> Igny8Schema:
+    """Tables with their columns, primary keys and foreign keys, in three catalog reads.
+
+    ``MetaData.reflect`` also reads indexes, unique and check constraints and comments,
+    which igny8ctl never uses and which cost several times as much.
+    """
     metadata = sa.MetaData()
     with database_errors(), warnings.catch_warnings():
         # NOT VALID constraints carry options SQLAlchemy does not model; they are read
         # from the catalog directly (igny8ctl.catalog).
         warnings.simplefilter("ignore", sa_exc.SAWarning)
-        metadata.reflect(connection, resolve_fks=False)
+        inspector = sa.inspect(connection)
+        columns = inspector.get_multi_columns()
+        primary_keys = inspector.get_multi_pk_constraint()
+        foreign_keys = inspector.get_multi_foreign_keys()
+    for key, reflected in sorted(columns.items(), key=lambda item: item[0][1]):
+        schema, name = key
+        primary_key = primary_keys.get(key)
+        pk_columns = primary_key["constrained_columns"] if primary_key else []
+        sa.Table(name, metadata, *(
+            sa.Column(
+                column["name"], column["type"], nullable=column["nullable"],
+                primary_key=column["name"] in pk_columns,
+                server_default=(sa.DefaultClause(sa.text(default))
+                                if (default := column.get("default")) is not None else None),
+                autoincrement=bool(column.get("identity") or column.get("autoincrement")),
+            )
+            for column in reflected
+        ), schema=schema)
+    for key, constraints in foreign_keys.items():
+        table = metadata.tables[key[1] if key[0] is None else f"{key[0]}.{key[1]}"]
+        for fk in constraints:
+            prefix = f"{fk['referred_schema']}." if fk.get("referred_schema") else ""
+            table.append_constraint(sa.ForeignKeyConstraint(
+                fk["constrained_columns"],
+                [f"{prefix}{fk['referred_table']}.{c}" for c in fk["referred_columns"]],
+                name=fk.get("name"),
+            ))
     return Igny8Schema(metadata, settings, connection.dialect.name)

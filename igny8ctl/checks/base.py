@@ -88,20 +88,22 @@ class CheckContext:
         return self.schema.dialect
 
     def count_and_sample(self, ids: sa.Select[Any]) -> tuple[int, tuple[int, ...]]:
-        """Count the rows of ``ids`` (one id column) and fetch the lowest few, in one query."""
-        bad = ids.subquery("bad")
+        """Count the rows of ``ids`` (one id column), then fetch the lowest few if any.
+
+        The count is the same plain aggregate an operator would write, so PostgreSQL may
+        run it in parallel; the sample is only read when there is something to show.
+        """
+        total = int(self.connection.scalar(
+            sa.select(sa.func.count()).select_from(ids.subquery("counted"))) or 0)
+        if not total or self.sample_limit <= 0:
+            return total, ()
+        # OFFSET 0 keeps the planner from walking the primary key in order to satisfy
+        # the LIMIT, which is slow when matches are rare.
+        bad = ids.offset(0).subquery("bad")
         id_column = next(iter(bad.c))
-        if self.sample_limit <= 0:
-            total = self.connection.scalar(sa.select(sa.func.count()).select_from(bad))
-            return int(total or 0), ()
-        rows = self.connection.execute(
-            sa.select(id_column, sa.func.count().over().label("total"))
-            .order_by(id_column)
-            .limit(self.sample_limit)
-        ).all()
-        if not rows:
-            return 0, ()
-        return int(rows[0].total), tuple(int(row[0]) for row in rows)
+        sample = self.connection.scalars(
+            sa.select(id_column).order_by(id_column).limit(self.sample_limit)).all()
+        return total, tuple(int(i) for i in sample)
 
 
 class Check(ABC):
