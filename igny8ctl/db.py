@@ -127,8 +127,6 @@ def read_only(engine: Engine, settings: Settings) -> Iterator[Connection]:
                     "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
                 )
                 set_timeouts(connection, settings.statement_timeout_ms)
-                # Checks are short aggregates; JIT compilation costs more than it saves.
-                connection.exec_driver_sql("SET LOCAL jit = off")
             else:
                 connection.exec_driver_sql("PRAGMA query_only = ON")
             yield connection
@@ -142,6 +140,9 @@ def set_timeouts(
     if not is_postgres(connection):
         return
     connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
+    # igny8ctl's statements are short set-based passes; JIT compilation costs more than it
+    # saves on them.
+    connection.exec_driver_sql("SET LOCAL jit = off")
     if lock_timeout_ms is not None:
         connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
 

@@ -205,24 +205,61 @@ class Journal:
                where: sa.ColumnElement[bool]) -> int:
         """``UPDATE target SET values WHERE where``; values may be correlated subqueries."""
         step = self._next_step()
-        count = self._image_before(step, UPDATE, target, where)
-        if count:
-            self.connection.execute(
-                sa.update(target).where(primary_key(target).in_(self._step_rows(step)))
-                .values(**values)
-            )
-            self._image_after(step, target)
+        if self.dialect == "postgresql":
+            count = self._update_imaged(step, target, values, where)
+        else:
+            count = self._image_before(step, UPDATE, target, where)
+            if count:
+                self.connection.execute(
+                    sa.update(target).where(primary_key(target).in_(self._step_rows(step)))
+                    .values(**values)
+                )
+                self._image_after(step, target)
         self.rows_changed += count
         return count
 
+    def _update_imaged(self, step: int, target: sa.Table, values: Mapping[str, Any],
+                       where: sa.ColumnElement[bool]) -> int:
+        """PostgreSQL: lock and image, update, and journal both images in one statement."""
+        pk = primary_key(target)
+        before = (sa.select(pk.label("row_id"), row_image(target, self.dialect).label("image"))
+                  .where(where).with_for_update(of=target).cte("before_rows"))
+        updated = (sa.update(target).where(pk == before.c.row_id).values(**values)
+                   .returning(*target.c).cte("updated"))
+        return self._journal_from(step, UPDATE, target, updated, before)
+
     def delete(self, target: sa.Table, where: sa.ColumnElement[bool]) -> int:
         step = self._next_step()
-        count = self._image_before(step, DELETE, target, where)
-        if count:
-            self.connection.execute(
-                sa.delete(target).where(primary_key(target).in_(self._step_rows(step))))
+        if self.dialect == "postgresql":
+            deleted = sa.delete(target).where(where).returning(*target.c).cte("deleted")
+            count = self._journal_from(step, DELETE, target, deleted)
+        else:
+            count = self._image_before(step, DELETE, target, where)
+            if count:
+                self.connection.execute(
+                    sa.delete(target).where(primary_key(target).in_(self._step_rows(step))))
         self.rows_changed += count
         return count
+
+    def _journal_from(self, step: int, action: str, target: sa.Table, changed: sa.CTE,
+                      before: sa.CTE | None = None) -> int:
+        """Journal the rows a data-modifying CTE returned (PostgreSQL)."""
+        key = changed.c[primary_key(target).name]
+        image = sa.func.to_jsonb(sa.literal_column(changed.name))
+        images: dict[str, sa.ColumnElement[Any]] = (
+            {"before": image} if action == DELETE else {"after": image})
+        source: sa.FromClause = changed
+        if before is not None:
+            images["before"] = before.c.image
+            source = changed.join(before, before.c.row_id == key)
+        return int(self.connection.execute(
+            sa.insert(self.table).from_select(
+                ["run_id", "step", "action", "table_name", "row_id", *images],
+                sa.select(sa.literal(self.run.run_id), sa.literal(step), sa.literal(action),
+                          sa.literal(target.name), key, *images.values()).select_from(source),
+            ),
+            execution_options={"preserve_rowcount": True},
+        ).rowcount or 0)
 
     def insert(self, target: sa.Table, columns: Sequence[str], rows: sa.Select[Any]) -> int:
         """``INSERT INTO target (columns) SELECT ...``, imaging every inserted row."""
@@ -231,21 +268,12 @@ class Journal:
         if self.dialect == "postgresql":
             inserted = (sa.insert(target).from_select(list(columns), rows)
                         .returning(*target.c).cte("inserted"))
-            image = sa.func.to_jsonb(sa.literal_column("inserted"))
-            result = self.connection.execute(
-                sa.insert(self.table).from_select(
-                    ["run_id", "step", "action", "table_name", "row_id", "after"],
-                    sa.select(sa.literal(self.run.run_id), sa.literal(step),
-                              sa.literal(INSERT), sa.literal(target.name),
-                              inserted.c[pk.name], image),
-                ),
-                execution_options={"preserve_rowcount": True},
-            )
+            count = self._journal_from(step, INSERT, target, inserted)
         else:
             # SQLite serialises writers, so the new rows are exactly those above the old max.
             highest = self.connection.scalar(sa.select(sa.func.coalesce(sa.func.max(pk), 0)))
             self.connection.execute(sa.insert(target).from_select(list(columns), rows))
-            result = self.connection.execute(
+            count = int(self.connection.execute(
                 sa.insert(self.table).from_select(
                     ["run_id", "step", "action", "table_name", "row_id", "after"],
                     sa.select(sa.literal(self.run.run_id), sa.literal(step),
@@ -253,8 +281,7 @@ class Journal:
                               row_image(target, self.dialect)).where(pk > highest),
                 ),
                 execution_options={"preserve_rowcount": True},
-            )
-        count = int(result.rowcount or 0)
+            ).rowcount or 0)
         self.rows_changed += count
         return count
 

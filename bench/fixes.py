@@ -1,0 +1,115 @@
+"""Time ``fix orphaned-users --strategy create-account`` against the incident's per-row loop
+and against two hand-written set-based statements, on identical copies of one database.
+
+The per-row loop (for each orphan: insert an account, update the user, commit) runs on the
+first ``--loop-sample`` orphans and is reported as a rate, since at ~500 users/s the whole
+set would take minutes.
+
+    .venv/bin/python bench/fixes.py [--orphans 100000] [--loop-sample 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import psycopg
+from common import IGNY8CTL, create_database, drop_database, run, run_sql, timed
+
+TEMPLATE = "igny8ctl_bench_fixes_tpl"
+
+HAND_WRITTEN = (
+    "INSERT INTO igny8_core_auth_account (name, slug, credits, status, created_at, "
+    "updated_at, owner_id, plan_id) SELECT u.username, 'u-' || u.id, 0, 'active', now(), "
+    "now(), u.id, (SELECT id FROM igny8_core_auth_plan WHERE slug = 'free') "
+    "FROM igny8_core_auth_user u WHERE u.account_id IS NULL",
+    "UPDATE igny8_core_auth_user u SET account_id = a.id, role = 'owner' "
+    "FROM igny8_core_auth_account a WHERE a.owner_id = u.id AND u.account_id IS NULL",
+)
+
+
+def build(orphans: int) -> None:
+    database_url = create_database(TEMPLATE)
+    run_sql(
+        database_url,
+        "INSERT INTO igny8_core_auth_plan (name, slug, monthly_credits, max_users, is_active) "
+        "VALUES ('Free', 'free', 100, 1, true)",
+        "INSERT INTO igny8_core_auth_account (name, slug, credits, status, created_at, "
+        "updated_at, owner_id, plan_id) SELECT 'Tenant ' || n, 'tenant-' || n, 0, 'active', "
+        "now(), now(), NULL, 1 FROM generate_series(1, 10000) n",
+        f"INSERT INTO igny8_core_auth_user (password, is_superuser, username, first_name, "
+        f"last_name, email, is_staff, is_active, date_joined, role, account_id) "
+        f"SELECT '!', false, 'user' || n, 'First' || n, 'Last', 'user' || n || '@example.com', "
+        f"false, true, now(), 'editor', CASE WHEN n <= {orphans} THEN NULL "
+        f"ELSE n % 10000 + 1 END FROM generate_series(1, {orphans * 2}) n",
+        transaction=True,
+    )
+    run_sql(database_url, "VACUUM ANALYZE")
+
+
+def copy(name: str) -> str:
+    return create_database(name, template=TEMPLATE)
+
+
+def per_row_loop(database_url: str, limit: int) -> float:
+    """The incident script's shape: one account insert and one user update per orphan."""
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        plan = connection.execute("SELECT id FROM igny8_core_auth_plan WHERE slug = 'free'"
+                                  ).fetchone()
+        orphans = connection.execute(
+            "SELECT id, username FROM igny8_core_auth_user WHERE account_id IS NULL "
+            "ORDER BY id LIMIT %s", (limit,)).fetchall()
+        started = time.perf_counter()
+        for user_id, username in orphans:
+            with connection.transaction():
+                row = connection.execute(
+                    "INSERT INTO igny8_core_auth_account (name, slug, credits, status, "
+                    "created_at, updated_at, owner_id, plan_id) VALUES (%s, %s, 0, 'active', "
+                    "now(), now(), %s, %s) RETURNING id",
+                    (username, f"u-{user_id}", user_id, plan[0] if plan else None)).fetchone()
+                connection.execute(
+                    "UPDATE igny8_core_auth_user SET account_id = %s, role = 'owner' "
+                    "WHERE id = %s", (row[0] if row else None, user_id))
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--orphans", type=int, default=100_000)
+    parser.add_argument("--loop-sample", type=int, default=5_000)
+    args = parser.parse_args()
+    print(f"building {args.orphans:,} orphans beside {args.orphans:,} users ...", flush=True)
+    build(args.orphans)
+    names = ["igny8ctl_bench_fix_sql", "igny8ctl_bench_fix_tool", "igny8ctl_bench_fix_loop"]
+    try:
+        sql_url, tool_url, loop_url = (copy(name) for name in names)
+        sql_seconds = timed(lambda: run_sql(sql_url, *HAND_WRITTEN, transaction=True))
+        tool_seconds = timed(lambda: run(
+            [IGNY8CTL, "fix", "orphaned-users", "--strategy", "create-account", "--apply",
+             "--yes", "--format", "json", "--database-url", tool_url]))
+        loop_seconds = per_row_loop(loop_url, args.loop_sample)
+        with psycopg.connect(tool_url) as connection:
+            left = connection.execute("SELECT count(*) FROM igny8_core_auth_user "
+                                      "WHERE account_id IS NULL").fetchone()
+            journal = connection.execute("SELECT count(*) FROM igny8ctl_journal").fetchone()
+        loop_rate = args.loop_sample / loop_seconds
+        tool_rate = args.orphans / tool_seconds
+        print(f"\norphans={args.orphans:,}")
+        print(f"hand-written SQL (2 statements) : {sql_seconds:7.2f}s  "
+              f"{args.orphans / sql_seconds:9.0f} users/s")
+        print(f"igny8ctl fix --apply (process)  : {tool_seconds:7.2f}s  {tool_rate:9.0f} users/s"
+              f"  (journal rows: {journal[0] if journal else 0:,}, orphans left: "
+              f"{left[0] if left else '?'})")
+        print(f"per-row loop ({args.loop_sample:,} orphans)     : {loop_seconds:7.2f}s  "
+              f"{loop_rate:9.0f} users/s")
+        print(f"igny8ctl vs per-row loop        : {tool_rate / loop_rate:6.1f}x faster "
+              f"(goal >= 50x)")
+        print(f"igny8ctl vs hand-written SQL    : {tool_seconds / sql_seconds:6.2f}x the time "
+              f"(goal <= 2x)")
+    finally:
+        for name in [*names, TEMPLATE]:
+            drop_database(name)
+
+
+if __name__ == "__main__":
+    main()
