@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ from igny8ctl.report import CheckReport, apply_baseline, load_baseline
 if TYPE_CHECKING:
     from igny8ctl.fixes.base import Fix, FixResult, Plan
     from igny8ctl.fixes.journal import RunSummary, UndoStep
+    from igny8ctl.history import Trend
 
 
 def catalogue() -> list[CheckInfo]:
@@ -245,3 +246,108 @@ def apply_undo(settings: Settings, run_id: str, wait_seconds: float = 0) -> tupl
         rows = undo(journal, schema.metadata, run_id)
         journal.record_run("applied")
         return journal.run.run_id, rows
+
+
+# -- history and scheduled repair --------------------------------------------------------
+
+
+def record_checks(settings: Settings, report: CheckReport) -> str:
+    """Store a report's counts in ``igny8ctl_check_runs`` for ``check history``."""
+    from igny8ctl.history import record
+
+    engine = create_engine(settings)
+    with connect(engine) as connection, connection.begin():
+        return record(connection, report)
+
+
+def check_history(settings: Settings, check: str | None = None, runs: int = 30) -> list[Trend]:
+    from igny8ctl.history import trends
+
+    if check:
+        select_checks([check])
+    engine = create_engine(settings)
+    with read_only(engine, settings) as connection:
+        return trends(connection, check, runs)
+
+
+#: Without a configured ``[repair]`` policy: nothing destructive, nothing that needs a human.
+DEFAULT_REPAIR_POLICY = {
+    "orphaned-users": "create-account",
+    "dangling-accounts": "create-account",
+    "cluster-counts": "on",
+}
+#: Fixes in the order a repair applies them: users first, recounts after detaching.
+REPAIR_ORDER = ("orphaned-users", "dangling-accounts", "account-owners", "cross-tenant",
+                "cluster-counts", "empty-accounts")
+
+
+@dataclass(frozen=True)
+class Repair:
+    fix: str
+    action: str
+    result: FixResult
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    before: CheckReport
+    repairs: tuple[Repair, ...]
+    after: CheckReport
+
+    @property
+    def passed(self) -> bool:
+        return self.after.passed
+
+
+def repair_params(fix: str, action: str) -> dict[str, Any] | None:
+    """Parameters for ``fix`` under a policy action, or None when the policy says off."""
+    if action == "off":
+        return None
+    if fix in ("orphaned-users", "dangling-accounts"):
+        strategy, _, argument = action.partition(":")
+        if strategy == "create-account":
+            return {"strategy": strategy, "plan": argument or "free", "role": "owner"}
+        if strategy == "assign" and argument:
+            return {"strategy": strategy, "account": argument}
+        if strategy in ("delete", "delete-cascade"):
+            return {"strategy": "delete", "cascade": strategy == "delete-cascade"}
+    elif fix == "empty-accounts" and action in ("delete", "delete-cascade"):
+        return {"delete": True, "cascade": action == "delete-cascade"}
+    elif fix in ("account-owners", "cross-tenant", "cluster-counts") and action == "on":
+        return {}
+    raise ConfigError(f"repair policy: {fix} = {action!r} is not an action for this fix "
+                      "(see igny8ctl.example.toml)")
+
+
+def repair(
+    settings: Settings,
+    fail_on: Severity | None = Severity.ERROR,
+    batch_size: int | None = 10_000,
+    on_repair: Callable[[Repair], None] | None = None,
+) -> RepairResult:
+    """Check, apply what the policy allows, check again; one repair at a time per database."""
+    from igny8ctl.fixes import REGISTRY
+
+    policy = dict(settings.repair_policy) or DEFAULT_REPAIR_POLICY
+    unknown = sorted(set(policy) - set(REGISTRY))
+    if unknown:
+        raise ConfigError(f"repair policy names unknown fix {unknown[0]!r} "
+                          f"(fixes: {', '.join(REGISTRY)})")
+    planned = [(fix, policy[fix], params) for fix in REPAIR_ORDER if fix in policy
+               if (params := repair_params(fix, policy[fix])) is not None]
+    engine = create_engine(settings)
+    with job_lock(engine, "repair"):
+        before = run_checks(settings, sample_limit=5, fail_on=fail_on)
+        found = {f.check: f.count for r in before.results for f in r.findings
+                 if f.count and f.severity is not Severity.INFO}
+        repairs = []
+        for fix, action, params in planned:
+            if not found.get(REGISTRY[fix].check):
+                continue
+            outcome = Repair(fix, action, apply_fix(settings, fix, params, batch_size))
+            if outcome.result.run_id is not None:
+                repairs.append(outcome)
+                if on_repair:
+                    on_repair(outcome)
+        after = run_checks(settings, sample_limit=5, fail_on=fail_on) if repairs else before
+    return RepairResult(before, tuple(repairs), after)

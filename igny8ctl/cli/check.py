@@ -22,6 +22,7 @@ from igny8ctl.cli.options import (
 from igny8ctl.render import Format
 
 if TYPE_CHECKING:
+    from igny8ctl.checks import Severity
     from igny8ctl.report import CheckReport
 
 app = typer.Typer(help="Run integrity checks (read-only).", no_args_is_help=False)
@@ -32,6 +33,17 @@ class FailOn(StrEnum):
     WARNING = "warning"
     INFO = "info"
     NEVER = "never"
+
+
+def severity_of(fail_on: FailOn) -> Severity | None:
+    from igny8ctl.checks import Severity
+
+    return None if fail_on is FailOn.NEVER else Severity(fail_on.value)
+
+
+MetricsFile = Annotated[Path | None, typer.Option(
+    "--metrics-file", help="Write Prometheus textfile metrics here (atomically).",
+    dir_okay=False, show_default=False)]
 
 
 @app.callback(invoke_without_command=True)
@@ -59,6 +71,10 @@ def check(
         dir_okay=False)] = None,
     list_checks: Annotated[bool, typer.Option(
         "--list", help="Print the check catalogue and exit.")] = False,
+    record: Annotated[bool, typer.Option(
+        "--record", help="Store this run's counts in igny8ctl_check_runs (check history).")]
+    = False,
+    metrics_file: MetricsFile = None,
 ) -> None:
     """Run integrity checks. Exit 0 clean, 1 findings, 2 usage, 3 database/schema."""
     if ctx.invoked_subcommand is not None:
@@ -76,16 +92,46 @@ def check(
             render_catalogue(catalogue, stdout())
         return
 
-    from igny8ctl.checks import Severity
-
     settings = load(database_url, config, profile)
     report = api.run_checks(
         settings, include=check_ids, exclude=exclude, sample_limit=sample,
-        fail_on=None if fail_on is FailOn.NEVER else Severity(fail_on.value),
-        baseline=baseline,
+        fail_on=severity_of(fail_on), baseline=baseline,
     )
     emit_report(report, output_format, output)
+    if record:
+        api.record_checks(settings, report)
+    if metrics_file:
+        from igny8ctl import metrics
+
+        write_atomically(metrics_file, metrics.render(
+            "check", report, report.duration_s, report.passed,
+            previous=metrics.previous_text(metrics_file)))
     raise typer.Exit(0 if report.passed else 1)
+
+
+@app.command("history")
+def history(
+    check_id: Annotated[str | None, typer.Option(
+        "--check", "-c", help="Only this check.", show_default=False)] = None,
+    runs: Annotated[int, typer.Option("--runs", min=1, help="Recorded runs to show.")] = 30,
+    output_format: Annotated[Format, typer.Option("--format", "-f", help="table or json.")]
+    = Format.TABLE,
+    database_url: DatabaseUrl = None,
+    config: ConfigPath = None,
+    profile: Profile = None,
+) -> None:
+    """Trend of each check over the runs recorded with check --record."""
+    from igny8ctl import api
+    from igny8ctl.render.human import render_trends
+
+    trends = api.check_history(load(database_url, config, profile), check_id, runs)
+    if output_format is Format.JSON:
+        typer.echo(json.dumps([
+            {"check": t.check, "code": t.code, "severity": t.severity,
+             "points": [{"at": at.isoformat(), "count": count} for at, count in t.points]}
+            for t in trends], indent=2))
+    else:
+        render_trends(trends, stdout())
 
 
 def emit_report(report: CheckReport, output_format: Format, output: Path | None) -> None:
@@ -109,4 +155,9 @@ def emit_report(report: CheckReport, output_format: Format, output: Path | None)
         typer.echo(text, nl=False)
     else:
         write_atomically(output, text)
-    stderr().print(verdict(report), highlight=False, style=None if report.passed else "red")
+    from igny8ctl.events import current
+
+    current().emit("check.finished", verdict(report),
+                   level="info" if report.passed else "warning", passed=report.passed,
+                   failing=sum(f.count for f in report.failing),
+                   duration_ms=round(report.duration_s * 1000, 1))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 from typing import Annotated
 
 import typer
 
 from igny8ctl import __version__
-from igny8ctl.cli import check, cluster, demo, fix, migrate
+from igny8ctl.cli import check, cluster, demo, fix, migrate, repair
+from igny8ctl.events import EventLog, LogFormat, configure, current
 
 app = typer.Typer(
     name="igny8ctl",
@@ -24,6 +24,7 @@ app.add_typer(check.app, name="check")
 app.add_typer(fix.app, name="fix")
 app.add_typer(migrate.app, name="migrate")
 app.add_typer(cluster.app, name="cluster")
+app.command("repair")(repair.repair)
 
 DEBUG_ENV = "IGNY8CTL_DEBUG"
 
@@ -41,10 +42,17 @@ def root(
     = False,
     verbose: Annotated[int, typer.Option(
         "--verbose", "-v", count=True, help="More detail; -vv shows tracebacks.")] = 0,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Only warnings and errors on stderr.")] = False,
+    log_format: Annotated[LogFormat, typer.Option(
+        "--log-format", help="Events on stderr as text or one JSON object per line.")]
+    = LogFormat.TEXT,
 ) -> None:
     """Find, repair and prevent integrity defects in igny8 tenant data."""
     if verbose >= 2:
         os.environ[DEBUG_ENV] = "1"
+    threshold = "warning" if quiet else "debug" if verbose else "info"
+    configure(EventLog(format=log_format, threshold=threshold))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,24 +64,20 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else ExitCode.USAGE
     except Igny8Error as error:
-        _fail(error.message)
+        _fail(error.message, error.exit_code)
         return error.exit_code
     except KeyboardInterrupt:
-        _fail("interrupted")
+        _fail("interrupted", 130)
         return 130
     except Exception as error:
         if os.environ.get(DEBUG_ENV):
             raise
-        from igny8ctl.redact import redact
-
-        _fail(f"internal error: {type(error).__name__}: {redact(str(error)).splitlines()[0]}"
-              if str(error) else f"internal error: {type(error).__name__}")
+        detail = str(error).splitlines()[0] if str(error) else ""
+        _fail(f"internal error: {type(error).__name__}: {detail} (rerun with -vv for a "
+              "traceback)")
         return ExitCode.USAGE
     return ExitCode.OK
 
 
-def _fail(message: str) -> None:
-    from igny8ctl.redact import redact
-
-    sys.stderr.write(f"igny8ctl: error: {redact(message)}\n")
-    sys.stderr.flush()
+def _fail(message: str, exit_code: int = 2) -> None:
+    current().emit("error", message, level="error", exit_code=exit_code)
