@@ -15,7 +15,6 @@ from igny8ctl.cli.options import (
     DatabaseUrl,
     Profile,
     load,
-    stderr,
     stdout,
     write_atomically,
 )
