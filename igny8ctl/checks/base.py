@@ -95,15 +95,19 @@ class CheckContext:
         """
         total = int(self.connection.scalar(
             sa.select(sa.func.count()).select_from(ids.subquery("counted"))) or 0)
-        if not total or self.sample_limit <= 0:
-            return total, ()
+        return total, self.sample(ids) if total else ()
+
+    def sample(self, ids: sa.Select[Any]) -> tuple[int, ...]:
+        """The lowest ``sample_limit`` ids of ``ids``."""
+        if self.sample_limit <= 0:
+            return ()
         # OFFSET 0 keeps the planner from walking the primary key in order to satisfy
         # the LIMIT, which is slow when matches are rare.
         bad = ids.offset(0).subquery("bad")
         id_column = next(iter(bad.c))
         sample = self.connection.scalars(
             sa.select(id_column).order_by(id_column).limit(self.sample_limit)).all()
-        return total, tuple(int(i) for i in sample)
+        return tuple(int(i) for i in sample)
 
 
 class Check(ABC):

@@ -40,21 +40,29 @@ class TenancyCrossTenant(Check):
         schema = context.schema
         schema.require("account")
         tenant = schema.tenant_column
-        findings: list[Finding] = []
+        by_child: dict[sa.Table, list[sa.ForeignKey]] = {}
         for fk in cross_tenant_links(schema):
-            child, parent = fk.parent.table, fk.column.table.alias("parent")
+            by_child.setdefault(fk.parent.table, []).append(fk)
+        findings: list[Finding] = []
+        for child, links in by_child.items():
             pk = next(iter(child.primary_key.columns), None)
             if pk is None:
                 continue
-            query = (
-                sa.select(pk)
-                .select_from(child.join(parent, fk.parent == parent.c[fk.column.name]))
-                .where(child.c[tenant] != parent.c[tenant])
-            )
-            count, sample = context.count_and_sample(query)
-            code = f"{child.name}.{fk.parent.name}"
-            findings.append(self.finding(
-                code, count, sample,
-                f"{code} in another tenant",
-            ))
+            # One pass over the child table counts every link at once; ids are fetched
+            # only for the links that have offenders.
+            joined: sa.FromClause = child
+            crossing = []
+            for index, fk in enumerate(links):
+                parent = fk.column.table.alias(f"parent_{index}")
+                joined = joined.outerjoin(parent, fk.parent == parent.c[fk.column.name])
+                crossing.append(child.c[tenant] != parent.c[tenant])
+            counts = context.connection.execute(sa.select(
+                *(sa.func.count().filter(condition) for condition in crossing)
+            ).select_from(joined)).one()
+            for fk, condition, count in zip(links, crossing, counts, strict=True):
+                sample = context.sample(
+                    sa.select(pk).select_from(joined).where(condition)) if count else ()
+                code = f"{child.name}.{fk.parent.name}"
+                findings.append(self.finding(code, int(count), sample,
+                                             f"{code} in another tenant"))
         return Outcome(findings)

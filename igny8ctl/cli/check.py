@@ -136,10 +136,11 @@ def history(
 def emit_report(report: CheckReport, output_format: Format, output: Path | None) -> None:
     """The report to stdout or ``--output``; for machine formats, the verdict to stderr."""
     from igny8ctl.render import machine_renderers
-    from igny8ctl.render.human import render_report
     from igny8ctl.render.text import verdict
 
     if output_format is Format.TABLE:
+        from igny8ctl.render.human import render_report
+
         if output is None:
             render_report(report, stdout())
             return
