@@ -117,58 +117,49 @@ def _user_params(strategy: Strategy | None, plan: str, role: str | None, account
             "set": extra}
 
 
-@app.command("orphaned-users")
-def orphaned_users(
-    strategy: StrategyOption = None, plan: PlanSlug = "free", role: Role = None,
-    account: AccountSlug = None, email_domain: EmailDomain = None, user_id: UserIds = None,
-    cascade: Cascade = False, set_columns: SetColumns = None,
-    database_url: DatabaseUrl = None, config: ConfigPath = None, profile: Profile = None,
-    apply: Apply = False, yes: Yes = False, batch_size: BatchSize = None, wait: Wait = 0,
-    sample: Sample = 10, output_format: Format = OutputFormat.TABLE,
-) -> None:
-    """Users with no account: create one each, assign one, or delete them."""
-    params = _user_params(strategy, plan, role, account, email_domain, user_id, cascade,
-                          set_columns)
-    _run("orphaned-users", params, database_url, config, profile, apply, yes, batch_size,
-         wait, sample, output_format)
+def _user_fix(name: str, summary: str) -> None:
+    """Register a user repair: both kinds of broken user share strategies and options."""
+
+    def command(
+        strategy: StrategyOption = None, plan: PlanSlug = "free", role: Role = None,
+        account: AccountSlug = None, email_domain: EmailDomain = None,
+        user_id: UserIds = None, cascade: Cascade = False, set_columns: SetColumns = None,
+        database_url: DatabaseUrl = None, config: ConfigPath = None, profile: Profile = None,
+        apply: Apply = False, yes: Yes = False, batch_size: BatchSize = None, wait: Wait = 0,
+        sample: Sample = 10, output_format: Format = OutputFormat.TABLE,
+    ) -> None:
+        params = _user_params(strategy, plan, role, account, email_domain, user_id, cascade,
+                              set_columns)
+        _run(name, params, database_url, config, profile, apply, yes, batch_size, wait,
+             sample, output_format)
+
+    command.__doc__ = summary
+    app.command(name)(command)
 
 
-@app.command("dangling-accounts")
-def dangling_accounts(
-    strategy: StrategyOption = None, plan: PlanSlug = "free", role: Role = None,
-    account: AccountSlug = None, email_domain: EmailDomain = None, user_id: UserIds = None,
-    cascade: Cascade = False, set_columns: SetColumns = None,
-    database_url: DatabaseUrl = None, config: ConfigPath = None, profile: Profile = None,
-    apply: Apply = False, yes: Yes = False, batch_size: BatchSize = None, wait: Wait = 0,
-    sample: Sample = 10, output_format: Format = OutputFormat.TABLE,
-) -> None:
-    """Users whose account_id names no account: the same strategies as orphans."""
-    params = _user_params(strategy, plan, role, account, email_domain, user_id, cascade,
-                          set_columns)
-    _run("dangling-accounts", params, database_url, config, profile, apply, yes, batch_size,
-         wait, sample, output_format)
+def _simple_fix(name: str, summary: str) -> None:
+    """Register a repair that takes no options of its own."""
+
+    def command(
+        database_url: DatabaseUrl = None, config: ConfigPath = None, profile: Profile = None,
+        apply: Apply = False, yes: Yes = False, batch_size: BatchSize = None, wait: Wait = 0,
+        sample: Sample = 10, output_format: Format = OutputFormat.TABLE,
+    ) -> None:
+        _run(name, {}, database_url, config, profile, apply, yes, batch_size, wait, sample,
+             output_format)
+
+    command.__doc__ = summary
+    app.command(name)(command)
 
 
-@app.command("cross-tenant")
-def cross_tenant(
-    database_url: DatabaseUrl = None, config: ConfigPath = None, profile: Profile = None,
-    apply: Apply = False, yes: Yes = False, batch_size: BatchSize = None, wait: Wait = 0,
-    sample: Sample = 10, output_format: Format = OutputFormat.TABLE,
-) -> None:
-    """Detach keywords from other tenants' clusters; report site mismatches."""
-    _run("cross-tenant", {}, database_url, config, profile, apply, yes, batch_size, wait,
-         sample, output_format)
-
-
-@app.command("cluster-counts")
-def cluster_counts(
-    database_url: DatabaseUrl = None, config: ConfigPath = None, profile: Profile = None,
-    apply: Apply = False, yes: Yes = False, batch_size: BatchSize = None, wait: Wait = 0,
-    sample: Sample = 10, output_format: Format = OutputFormat.TABLE,
-) -> None:
-    """Recompute clusters' keywords_count and volume."""
-    _run("cluster-counts", {}, database_url, config, profile, apply, yes, batch_size, wait,
-         sample, output_format)
+_user_fix("orphaned-users", "Users with no account: create one each, assign one, or delete them.")
+_user_fix("dangling-accounts",
+          "Users whose account_id names no account: the same strategies as orphans.")
+_simple_fix("cross-tenant",
+            "Detach keywords from other tenants' clusters; report site mismatches.")
+_simple_fix("cluster-counts", "Recompute clusters' keywords_count and volume.")
+_simple_fix("account-owners",
+            "Give accounts with a missing or foreign owner their earliest owner-role member.")
 
 
 @app.command("empty-accounts")
@@ -183,17 +174,6 @@ def empty_accounts(
     """Delete accounts with no users (never the system account)."""
     _run("empty-accounts", {"delete": delete, "cascade": cascade}, database_url, config,
          profile, apply, yes, batch_size, wait, sample, output_format)
-
-
-@app.command("account-owners")
-def account_owners(
-    database_url: DatabaseUrl = None, config: ConfigPath = None, profile: Profile = None,
-    apply: Apply = False, yes: Yes = False, batch_size: BatchSize = None, wait: Wait = 0,
-    sample: Sample = 10, output_format: Format = OutputFormat.TABLE,
-) -> None:
-    """Give accounts with a missing or foreign owner their earliest owner-role member."""
-    _run("account-owners", {}, database_url, config, profile, apply, yes, batch_size, wait,
-         sample, output_format)
 
 
 @app.command("history")
