@@ -1,4 +1,11 @@
-"""The verbs of igny8ctl as plain functions: the CLI is a thin adapter over these."""
+"""The verbs of igny8ctl as plain functions: the CLI is a thin adapter over these.
+
+Checks: ``catalogue``, ``run_checks``. Fixes: ``plan_fix``, ``apply_fix``, ``fix_history``,
+``plan_undo``, ``apply_undo``. Operations: ``repair``, ``record_checks``,
+``check_history``. Clustering: ``propose_clusters``, ``apply_clusters``,
+``load_cluster_plan``, ``cluster_plan_text``. Migrations live in
+``igny8ctl.migrations.runner`` and are imported there, so Alembic loads only for them.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +22,10 @@ from sqlalchemy.engine import Connection
 
 from igny8ctl.checks import REGISTRY, Check, CheckInfo, CheckResult, Severity
 from igny8ctl.checks.base import CheckContext
+from igny8ctl.cluster.job import apply as apply_clusters
+from igny8ctl.cluster.job import propose as propose_clusters
+from igny8ctl.cluster.plan import load_plan as load_cluster_plan
+from igny8ctl.cluster.plan import plan_text as cluster_plan_text
 from igny8ctl.config import Settings
 from igny8ctl.db import (
     connect,
@@ -351,3 +362,10 @@ def repair(
                     on_repair(outcome)
         after = run_checks(settings, sample_limit=5, fail_on=fail_on) if repairs else before
     return RepairResult(before, tuple(repairs), after)
+
+
+__all__ = [
+    "apply_clusters", "apply_fix", "apply_undo", "catalogue", "check_history",
+    "cluster_plan_text", "demo", "fix_history", "load_cluster_plan", "plan_fix",
+    "plan_undo", "propose_clusters", "record_checks", "repair", "run_checks",
+]

@@ -3,7 +3,8 @@
 Lines are taken from every fenced block (shell, YAML, cron, systemd); what follows
 ``igny8ctl`` up to a redirection or pipe is run in-process, in README order, with
 ``IGNY8_DATABASE_URL`` pointing at a fresh demo database. A documented command may find
-defects (exit 1) but must never be a usage, configuration or database error.
+defects (exit 1) but must never be a usage, configuration or database error. Clustering
+through OpenAI goes to a fake OpenAI-compatible server on 127.0.0.1 (``--base-url``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Result
+from tests.fake_openai import FakeOpenAI
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 STOP = {">", ">>", "|", "&&", ";", "2>&1", "#"}
@@ -64,14 +66,22 @@ def test_every_readme_command_runs(cli: Callable[..., Result], tmp_path: Path,
     demo = tmp_path / "igny8ctl-demo.sqlite3"
     monkeypatch.setenv("IGNY8_DATABASE_URL", f"sqlite:///{demo}")
     monkeypatch.setattr("igny8ctl.cli.options.stdin_is_terminal", lambda: True)
-    for command in readme_commands():
-        if any(flag in command for flag in NOT_RUN):
-            continue
-        if "RUN_ID" in command:
-            runs = json.loads(cli("fix", "history", "--format", "json").stdout)
-            command = [runs[0]["run_id"] if arg == "RUN_ID" else arg for arg in command]
-        command = [str(tmp_path / Path(arg).name) if arg.startswith("/") else arg
-                   for arg in command]
-        monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
-        result = cli(*command)
-        assert result.code in (0, 1), (command, result.code, result.stderr)
+    with FakeOpenAI() as fake:
+        for command in readme_commands():
+            if command[:2] == ["cluster", "run"] and "local" not in command:
+                command = [*command, "--base-url", fake.url]
+            run_readme_command(cli, command, tmp_path, monkeypatch)
+
+
+def run_readme_command(cli: Callable[..., Result], command: list[str], tmp_path: Path,
+                       monkeypatch: pytest.MonkeyPatch) -> None:
+    if any(flag in command for flag in NOT_RUN):
+        return
+    if "RUN_ID" in command:
+        runs = json.loads(cli("fix", "history", "--format", "json").stdout)
+        command = [runs[0]["run_id"] if arg == "RUN_ID" else arg for arg in command]
+    command = [str(tmp_path / Path(arg).name) if arg.startswith("/") else arg
+               for arg in command]
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
+    result = cli(*command)
+    assert result.code in (0, 1), (command, result.code, result.stderr)

@@ -30,6 +30,7 @@ def demo(
     for line in (
         f"igny8ctl check --database-url {url} --format json",
         f"igny8ctl fix orphaned-users --strategy create-account --database-url {url}",
+        f"igny8ctl cluster run --tenant acme-seo --engine local --database-url {url}",
         "igny8ctl check --list",
     ):
         err.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
