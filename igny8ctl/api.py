@@ -137,7 +137,9 @@ def _make_fix(name: str, connection: Connection, settings: Settings,
     return REGISTRY[name](reflect(connection, settings), settings, utcnow(), params)
 
 
-def _preview(fix: Fix, connection: Connection, sample_limit: int) -> Plan:
+def _preview(fix: Fix, connection: Connection, sample_limit: int,
+             with_changes: bool = True) -> Plan:
+    """The plan; without ``with_changes`` only what apply needs (targets, blockers)."""
     from igny8ctl.fixes.base import Plan
 
     blockers = tuple(fix.prepare(connection))
@@ -145,7 +147,7 @@ def _preview(fix: Fix, connection: Connection, sample_limit: int) -> Plan:
     targets = int(connection.scalar(
         sa.select(sa.func.count()).select_from(fix.root).where(condition)) or 0)
     changes = tuple(op.preview(connection, sample_limit) for op in fix.operations(condition)) \
-        if targets else ()
+        if targets and with_changes else ()
     return Plan(fix.name, _public(fix.params), targets, changes, blockers,
                 tuple(fix.notes(connection)))
 
@@ -178,12 +180,12 @@ def apply_fix(settings: Settings, name: str, params: Mapping[str, Any],
     with job_lock(engine, f"fix:{name}", wait_seconds), connect(engine) as connection:
         with connection.begin():
             fix = _make_fix(name, connection, settings, params)
-            plan = _preview(fix, connection, sample_limit)
+            plan = _preview(fix, connection, sample_limit, with_changes=False)
         if plan.blockers:
             raise Refused(plan.blockers[0])
         run = RunInfo.new(name, plan.params)
         step, batches, rows_changed = 1, 0, 0
-        while not plan.empty:
+        while plan.targets:
             transaction = connection.begin()
             set_timeouts(connection, settings.statement_timeout_ms)
             fix.prepare(connection)

@@ -70,24 +70,26 @@ def _run(name: str, params: dict[str, Any], database_url: str | None, config: An
 
     settings = load(database_url, config, profile)
     console = stdout()
-    plan = api.plan_fix(settings, name, params, sample)
-    if not apply or plan.blockers:
-        if output_format is OutputFormat.JSON:
-            typer.echo(json.dumps(plan_dict(plan), indent=2, default=str))
-        else:
-            render_plan(plan, console)
-            if not plan.empty and not plan.blockers:
-                console.print("Preview only: nothing was written. Add --apply to repair.",
-                              highlight=False)
-        if plan.blockers:
-            raise Refused(plan.blockers[0])
-        return
-    if output_format is OutputFormat.TABLE and not yes:
-        render_plan(plan, console)
-    if plan.empty:
+    if apply and yes:
+        # Unattended: apply_fix checks targets and blockers itself; skip the full preview.
         result = api.apply_fix(settings, name, params, batch_size, wait, sample)
     else:
-        confirm(f"Apply {name} to {plan.targets} row(s)?", yes)
+        plan = api.plan_fix(settings, name, params, sample)
+        if not apply or plan.blockers:
+            if output_format is OutputFormat.JSON:
+                typer.echo(json.dumps(plan_dict(plan), indent=2, default=str))
+            else:
+                render_plan(plan, console)
+                if not plan.empty and not plan.blockers:
+                    console.print("Preview only: nothing was written. Add --apply to repair.",
+                                  highlight=False)
+            if plan.blockers:
+                raise Refused(plan.blockers[0])
+            return
+        if output_format is OutputFormat.TABLE:
+            render_plan(plan, console)
+        if not plan.empty:
+            confirm(f"Apply {name} to {plan.targets} row(s)?", yes)
         result = api.apply_fix(settings, name, params, batch_size, wait, sample)
     if output_format is OutputFormat.JSON:
         typer.echo(json.dumps(result_dict(result), indent=2, default=str))
