@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -96,6 +97,14 @@ class CheckContext:
         total = int(self.connection.scalar(
             sa.select(sa.func.count()).select_from(ids.subquery("counted"))) or 0)
         return total, self.sample(ids) if total else ()
+
+    def count_each(self, source: sa.FromClause,
+                   conditions: Sequence[sa.ColumnElement[bool]]) -> list[int]:
+        """How many rows of ``source`` meet each condition, in a single pass over it."""
+        row = self.connection.execute(sa.select(
+            *(sa.func.count().filter(condition) for condition in conditions)
+        ).select_from(source)).one()
+        return [int(count) for count in row]
 
     def sample(self, ids: sa.Select[Any]) -> tuple[int, ...]:
         """The lowest ``sample_limit`` ids of ``ids``."""

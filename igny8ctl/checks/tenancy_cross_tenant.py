@@ -56,9 +56,7 @@ class TenancyCrossTenant(Check):
                 parent = fk.column.table.alias(f"parent_{index}")
                 joined = joined.outerjoin(parent, fk.parent == parent.c[fk.column.name])
                 crossing.append(child.c[tenant] != parent.c[tenant])
-            counts = context.connection.execute(sa.select(
-                *(sa.func.count().filter(condition) for condition in crossing)
-            ).select_from(joined)).one()
+            counts = context.count_each(joined, crossing)
             for fk, condition, count in zip(links, crossing, counts, strict=True):
                 sample = context.sample(
                     sa.select(pk).select_from(joined).where(condition)) if count else ()

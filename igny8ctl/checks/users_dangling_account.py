@@ -21,7 +21,8 @@ class UsersDanglingAccount(Check):
 
     def run(self, context: CheckContext) -> Outcome:
         user, account = context.schema.user, context.schema.account
-        # Probe only the distinct account ids, not every user row, against the account table.
+        # Probe only the distinct account ids, not every user row, against the account table;
+        # the few missing ids then find their users through the index on account_id.
         referenced = (
             sa.select(user.account_id.label("account_id"))
             .where(user.account_id.is_not(None))
@@ -31,13 +32,17 @@ class UsersDanglingAccount(Check):
         missing = sa.select(referenced.c.account_id).where(
             ~sa.exists().where(account.id == referenced.c.account_id)
         )
-        count, sample = context.count_and_sample(
-            sa.select(user.id).where(user.account_id.in_(missing))
-        )
+        missing_ids = context.connection.scalars(
+            missing.order_by(referenced.c.account_id).limit(MISSING_IDS_LIMIT + 1)).all()
+        dangling = (user.account_id.in_(missing_ids) if len(missing_ids) <= MISSING_IDS_LIMIT
+                    else user.account_id.in_(missing))
+        count, sample = context.count_and_sample(sa.select(user.id).where(dangling))
         message = "account_id names no account"
         if count:
-            missing_ids = context.connection.scalars(
-                missing.order_by(referenced.c.account_id).limit(5)
-            ).all()
-            message += " (account ids " + ", ".join(map(str, missing_ids)) + ")"
+            shown = ", ".join(map(str, missing_ids[:5]))
+            more = "" if len(missing_ids) <= 5 else ", ..."
+            message += f" (account ids {shown}{more})"
         return Outcome([self.finding("dangling", count, sample, message)])
+
+
+MISSING_IDS_LIMIT = 1000
