@@ -114,8 +114,10 @@ def main() -> None:
     parser.add_argument("--keywords", type=int, default=2_000_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--reuse", action="store_true",
+                        help="use the database a --keep run left (same sizes), do not build")
     args = parser.parse_args()
-    database_url = build(args.users, args.keywords)
+    database_url = url(DATABASE) if args.reuse else build(args.users, args.keywords)
     try:
         psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url(DATABASE), "-c",
                 BASELINE_SQL]

@@ -22,10 +22,6 @@ from sqlalchemy.engine import Connection
 
 from igny8ctl.checks import REGISTRY, Check, CheckInfo, CheckResult, Severity
 from igny8ctl.checks.base import CheckContext
-from igny8ctl.cluster.job import apply as apply_clusters
-from igny8ctl.cluster.job import propose as propose_clusters
-from igny8ctl.cluster.plan import load_plan as load_cluster_plan
-from igny8ctl.cluster.plan import plan_text as cluster_plan_text
 from igny8ctl.config import Settings
 from igny8ctl.db import (
     connect,
@@ -40,6 +36,8 @@ from igny8ctl.errors import ConfigError, Refused
 from igny8ctl.report import CheckReport, apply_baseline, load_baseline
 
 if TYPE_CHECKING:
+    from igny8ctl.cluster.base import Progress
+    from igny8ctl.cluster.job import ClusterApplied, ClusterProposal, ClusterRequest
     from igny8ctl.fixes.base import Fix, FixResult, Plan
     from igny8ctl.fixes.journal import RunSummary, UndoStep
     from igny8ctl.history import Trend
@@ -364,6 +362,38 @@ def repair(
                     on_repair(outcome)
         after = run_checks(settings, sample_limit=5, fail_on=fail_on) if repairs else before
     return RepairResult(before, tuple(repairs), after)
+
+
+# -- clustering (imported on use: ``check`` and ``fix`` never load the cluster job) --------
+
+
+def propose_clusters(settings: Settings, request: ClusterRequest,
+                     progress: Progress | None = None,
+                     env: Mapping[str, str] | None = None) -> ClusterProposal:
+    """Select a tenant's keywords and ask the engine for clusters; writes nothing."""
+    from igny8ctl.cluster.job import propose
+
+    return propose(settings, request, progress, env)
+
+
+def apply_clusters(settings: Settings, proposal: ClusterProposal, wait_seconds: float = 0.0,
+                   plan: str | None = None) -> ClusterApplied:
+    """Write a proposal, one journaled transaction per site, refusing changed keywords."""
+    from igny8ctl.cluster.job import apply
+
+    return apply(settings, proposal, wait_seconds, plan)
+
+
+def load_cluster_plan(path: Path) -> ClusterProposal:
+    from igny8ctl.cluster.plan import load_plan
+
+    return load_plan(path)
+
+
+def cluster_plan_text(proposal: ClusterProposal) -> str:
+    from igny8ctl.cluster.plan import plan_text
+
+    return plan_text(proposal)
 
 
 __all__ = [
