@@ -3,8 +3,10 @@
 Checks: ``catalogue``, ``run_checks``. Fixes: ``plan_fix``, ``apply_fix``, ``fix_history``,
 ``plan_undo``, ``apply_undo``. Operations: ``repair``, ``record_checks``,
 ``check_history``. Clustering: ``propose_clusters``, ``apply_clusters``,
-``load_cluster_plan``, ``cluster_plan_text``. Migrations live in
-``igny8ctl.migrations.runner`` and are imported there, so Alembic loads only for them.
+``load_cluster_plan``, ``cluster_plan_text``. Migrations: ``migration_status``,
+``apply_migration``, ``migration_sql``, ``downgrade_migration``, ``generate_migration``.
+Clustering and migrations import their modules on use, so ``check`` never loads the
+cluster job, openai or Alembic.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from igny8ctl.fixes.base import Fix, FixResult, Plan
     from igny8ctl.fixes.journal import RunSummary, UndoStep
     from igny8ctl.history import Trend
+    from igny8ctl.migrations.runner import ApplyResult, MigrationStatus
 
 
 def catalogue() -> list[CheckInfo]:
@@ -396,8 +399,42 @@ def cluster_plan_text(proposal: ClusterProposal) -> str:
     return plan_text(proposal)
 
 
+# -- migrations (Alembic is imported on use) ------------------------------------------------
+
+
+def migration_status(settings: Settings) -> MigrationStatus:
+    from igny8ctl.migrations import runner
+
+    return runner.status(settings)
+
+
+def apply_migration(settings: Settings, max_steps: int | None = None) -> ApplyResult:
+    from igny8ctl.migrations import runner
+
+    return runner.apply(settings, max_steps)
+
+
+def migration_sql(settings: Settings) -> str:
+    from igny8ctl.migrations import runner
+
+    return runner.offline_sql(settings)
+
+
+def downgrade_migration(settings: Settings) -> ApplyResult:
+    from igny8ctl.migrations import runner
+
+    return runner.downgrade(settings)
+
+
+def generate_migration(settings: Settings, directory: Path, force: bool = False) -> Path:
+    from igny8ctl.migrations import runner
+
+    return runner.generate(settings, directory, force)
+
+
 __all__ = [
-    "apply_clusters", "apply_fix", "apply_undo", "catalogue", "check_history",
-    "cluster_plan_text", "demo", "fix_history", "load_cluster_plan", "plan_fix",
-    "plan_undo", "propose_clusters", "record_checks", "repair", "run_checks",
+    "apply_clusters", "apply_fix", "apply_migration", "apply_undo", "catalogue",
+    "check_history", "cluster_plan_text", "demo", "downgrade_migration", "fix_history",
+    "generate_migration", "load_cluster_plan", "migration_sql", "migration_status",
+    "plan_fix", "plan_undo", "propose_clusters", "record_checks", "repair", "run_checks",
 ]
