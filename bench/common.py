@@ -65,3 +65,14 @@ def run(command: Sequence[str], ok_codes: Sequence[int] = (0,)) -> None:
     if completed.returncode not in ok_codes:
         raise SystemExit(f"{' '.join(command)} exited {completed.returncode}: "
                          f"{completed.stderr.strip()}")
+
+
+def tenants_sql(accounts: int) -> list[str]:
+    """The free plan and ``accounts`` owner-less tenants, as set-based statements."""
+    return [
+        "INSERT INTO igny8_core_auth_plan (name, slug, monthly_credits, max_users, is_active) "
+        "VALUES ('Free', 'free', 100, 1, true)",
+        "INSERT INTO igny8_core_auth_account (name, slug, credits, status, created_at, "
+        "updated_at, owner_id, plan_id) SELECT 'Tenant ' || n, 'tenant-' || n, 0, 'active', "
+        f"now(), now(), NULL, 1 FROM generate_series(1, {accounts}) n",
+    ]

@@ -14,7 +14,15 @@ import argparse
 import time
 
 import psycopg
-from common import IGNY8CTL, create_database, drop_database, run, run_sql, timed
+from common import (
+    IGNY8CTL,
+    create_database,
+    drop_database,
+    run,
+    run_sql,
+    tenants_sql,
+    timed,
+)
 
 TEMPLATE = "igny8ctl_bench_fixes_tpl"
 
@@ -32,11 +40,7 @@ def build(orphans: int) -> None:
     database_url = create_database(TEMPLATE)
     run_sql(
         database_url,
-        "INSERT INTO igny8_core_auth_plan (name, slug, monthly_credits, max_users, is_active) "
-        "VALUES ('Free', 'free', 100, 1, true)",
-        "INSERT INTO igny8_core_auth_account (name, slug, credits, status, created_at, "
-        "updated_at, owner_id, plan_id) SELECT 'Tenant ' || n, 'tenant-' || n, 0, 'active', "
-        "now(), now(), NULL, 1 FROM generate_series(1, 10000) n",
+        *tenants_sql(10_000),
         f"INSERT INTO igny8_core_auth_user (password, is_superuser, username, first_name, "
         f"last_name, email, is_staff, is_active, date_joined, role, account_id) "
         f"SELECT '!', false, 'user' || n, 'First' || n, 'Last', 'user' || n || '@example.com', "

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 import psycopg
-from common import IGNY8CTL, admin, create_database, drop_database, run_sql, url
+from common import IGNY8CTL, admin, create_database, drop_database, run_sql, tenants_sql, url
 
 ACCOUNTS = 10_000
 WRITER_PAUSE_S = 0.002
@@ -56,11 +56,7 @@ def build(template: str, users: int) -> None:
     database_url = create_database(template)
     run_sql(
         database_url,
-        "INSERT INTO igny8_core_auth_plan (name, slug, monthly_credits, max_users, is_active) "
-        "VALUES ('Free', 'free', 100, 1, true)",
-        "INSERT INTO igny8_core_auth_account (name, slug, credits, status, created_at, "
-        "updated_at, owner_id, plan_id) SELECT 'Tenant ' || n, 'tenant-' || n, 0, 'active', "
-        f"now(), now(), NULL, 1 FROM generate_series(1, {ACCOUNTS}) n",
+        *tenants_sql(ACCOUNTS),
         "INSERT INTO igny8_core_auth_user (password, is_superuser, username, first_name, "
         "last_name, email, is_staff, is_active, date_joined, role, account_id) "
         "SELECT '!', false, 'user' || n, 'First', 'Last', 'user' || n || '@example.com', "
