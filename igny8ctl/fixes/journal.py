@@ -6,7 +6,7 @@ set-based statement (a *step*), and the rows it touches are imaged into
 after an insert or update. Runs (who, where, when, what) live in ``igny8ctl_runs``.
 
 Undo replays a run's steps backwards through the same ``Journal``, so an undo is itself
-journaled and can be undone. Rows are imaged as JSON (``to_jsonb`` on PostgreSQL,
+journaled and can be undone. Rows are imaged as JSON (``to_json`` on PostgreSQL,
 ``json_object`` on SQLite) and restored by casting each field back to the column's type,
 which reproduces the stored values exactly.
 """
@@ -38,13 +38,17 @@ INSERT, UPDATE, DELETE = "insert", "update", "delete"
 
 
 def journal_tables(dialect: str) -> tuple[sa.Table, sa.Table]:
-    """The two journal tables, typed for ``dialect`` (JSONB on PostgreSQL, text on SQLite)."""
+    """The two journal tables, typed for ``dialect`` (JSON on PostgreSQL, text on SQLite).
+
+    ``json`` rather than ``jsonb``: images are written far more often than compared, and
+    ``to_json`` costs less than ``to_jsonb``; comparisons cast to ``jsonb``.
+    """
     metadata = sa.MetaData()
     image: sa.types.TypeEngine[Any]
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import JSONB
+        from sqlalchemy.dialects.postgresql import JSON
 
-        image = JSONB()
+        image = JSON()
     else:
         image = sa.Text()
     runs = sa.Table(
@@ -63,18 +67,17 @@ def journal_tables(dialect: str) -> tuple[sa.Table, sa.Table]:
         sa.Column("undoes", sa.String(40)),
         sa.Column("undone_by", sa.String(40)),
     )
+    # A statement touches a row once, so (run, step, row) identifies an entry: one index
+    # serves as key and as the path undo takes, and each imaged row costs one btree insert.
     journal = sa.Table(
         JOURNAL_TABLE, metadata,
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-                  autoincrement=True),
-        sa.Column("run_id", sa.String(40), nullable=False),
-        sa.Column("step", sa.Integer, nullable=False),
+        sa.Column("run_id", sa.String(40), primary_key=True),
+        sa.Column("step", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("row_id", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("action", sa.String(10), nullable=False),
         sa.Column("table_name", sa.String(255), nullable=False),
-        sa.Column("row_id", sa.BigInteger, nullable=False),
         sa.Column("before", image),
         sa.Column("after", image),
-        sa.Index("igny8ctl_journal_run_step", "run_id", "step", "row_id"),
     )
     return runs, journal
 
@@ -142,7 +145,7 @@ def _operator() -> str:
 def row_image(table: sa.Table, dialect: str) -> sa.ColumnElement[Any]:
     """The whole row of ``table`` as one JSON value."""
     if dialect == "postgresql":
-        return sa.func.to_jsonb(sa.literal_column('"' + table.name.replace('"', '""') + '"'))
+        return sa.func.to_json(sa.literal_column('"' + table.name.replace('"', '""') + '"'))
     pairs: list[Any] = []
     for column in table.c:
         pairs += [sa.literal(column.name), column]
@@ -245,7 +248,7 @@ class Journal:
                       before: sa.CTE | None = None) -> int:
         """Journal the rows a data-modifying CTE returned (PostgreSQL)."""
         key = changed.c[primary_key(target).name]
-        image = sa.func.to_jsonb(sa.literal_column(changed.name))
+        image = sa.func.to_json(sa.literal_column(changed.name))
         images: dict[str, sa.ColumnElement[Any]] = (
             {"before": image} if action == DELETE else {"after": image})
         source: sa.FromClause = changed
@@ -431,9 +434,14 @@ def undo_conflicts(connection: Connection, metadata: sa.MetaData,
             changed = sa.select(entries.c.row_id).where(
                 sa.exists().where(pk == entries.c.row_id))
         else:
-            current = sa.select(row_image(target, dialect)).where(
+            current: sa.ColumnElement[Any] = sa.select(row_image(target, dialect)).where(
                 pk == entries.c.row_id).scalar_subquery()
-            changed = sa.select(entries.c.row_id).where(current.is_distinct_from(entries.c.after))
+            recorded: sa.ColumnElement[Any] = entries.c.after
+            if dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import JSONB
+
+                current, recorded = sa.cast(current, JSONB), sa.cast(recorded, JSONB)
+            changed = sa.select(entries.c.row_id).where(current.is_distinct_from(recorded))
         ids = connection.scalars(changed.order_by(entries.c.row_id).limit(10)).all()
         if ids:
             conflicts.append((step.table, [int(i) for i in ids]))
