@@ -218,3 +218,8 @@ def test_version(cli: Cli) -> None:
 
 def test_pg_url_helper() -> None:
     assert pg_url("x").endswith("/x")
+
+
+def test_unwritable_output_is_a_one_line_error(cli: Cli, demo_url: str, tmp_path: Path) -> None:
+    one_line_error(cli("check", "--database-url", demo_url, "-f", "json", "-o",
+                       str(tmp_path / "missing" / "report.json")), 2, "cannot write")

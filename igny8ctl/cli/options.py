@@ -71,13 +71,21 @@ def confirm(question: str, yes: bool) -> None:
 
 def write_atomically(path: Path, text: str) -> None:
     """Write via a temporary file and rename, so readers never see half a file."""
-    directory = path.resolve().parent
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.")
+    from igny8ctl.errors import ConfigError
+
+    try:
+        descriptor, temporary = tempfile.mkstemp(dir=path.resolve().parent,
+                                                 prefix=f".{path.name}.")
+    except OSError as error:
+        raise ConfigError(f"cannot write {path}: {error.strerror}") from None
     try:
         with os.fdopen(descriptor, "w") as handle:
             handle.write(text)
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {path}: {error.strerror}") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
