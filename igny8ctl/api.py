@@ -35,7 +35,7 @@ from igny8ctl.db import (
     set_timeouts,
 )
 from igny8ctl.errors import ConfigError, Refused
-from igny8ctl.report import CheckReport, apply_baseline, load_baseline
+from igny8ctl.report import CheckReport, apply_baseline, load_baseline, trim_samples
 
 if TYPE_CHECKING:
     from igny8ctl.cluster.base import Progress
@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     from igny8ctl.fixes.journal import RunSummary, UndoStep
     from igny8ctl.history import Trend
     from igny8ctl.migrations.runner import ApplyResult, MigrationStatus
+
+
+BASELINE_IDS_LIMIT = 10_000
 
 
 def catalogue() -> list[CheckInfo]:
@@ -78,6 +81,11 @@ def run_checks(
     """Run the selected checks in one read-only snapshot and return the report."""
     checks = select_checks(include, exclude)
     accepted = load_baseline(baseline) if baseline else None
+    shown = sample_limit
+    if accepted:
+        # Comparing against a baseline that listed every id needs every current id too.
+        sample_limit = max(sample_limit, min(BASELINE_IDS_LIMIT, max(
+            (entry.count + 1 for entry in accepted.values() if entry.complete), default=0)))
     engine = create_engine(settings)
     started_at = datetime.now(UTC)
     started = time.perf_counter()
@@ -92,7 +100,7 @@ def run_checks(
                                        time.perf_counter() - check_started, outcome.detail))
     outcome_results = tuple(results)
     if accepted is not None:
-        outcome_results = apply_baseline(outcome_results, accepted)
+        outcome_results = trim_samples(apply_baseline(outcome_results, accepted), shown)
     return CheckReport(
         database=display_url(engine.url),
         started_at=started_at,
@@ -189,7 +197,11 @@ def apply_fix(settings: Settings, name: str, params: Mapping[str, Any],
         while plan.targets:
             transaction = connection.begin()
             set_timeouts(connection, settings.statement_timeout_ms)
-            fix.prepare(connection)
+            blockers = fix.prepare(connection)
+            if blockers:
+                transaction.rollback()
+                raise Refused(blockers[0] + (f" (after {batches} committed batches of run "
+                                             f"{run.run_id})" if batches else ""))
             upto = None
             if batch_size:
                 key = primary_key(fix.root)
@@ -198,7 +210,7 @@ def apply_fix(settings: Settings, name: str, params: Mapping[str, Any],
             journal = Journal(connection, run, step)
             for operation in fix.operations(fix.window(upto)):
                 operation.execute(journal)
-            if batches == 0 and journal.rows_changed == 0:
+            if journal.rows_changed == 0 and (batches == 0 or upto is not None):
                 transaction.rollback()
                 break
             rows_changed += journal.rows_changed
@@ -277,11 +289,10 @@ def record_checks(settings: Settings, report: CheckReport) -> str:
 def check_history(settings: Settings, check: str | None = None, runs: int = 30) -> list[Trend]:
     from igny8ctl.history import trends
 
-    if check:
-        select_checks([check])
+    chosen = {c.id for c in select_checks([check])} if check else None
     engine = create_engine(settings)
     with read_only(engine, settings) as connection:
-        return trends(connection, check, runs)
+        return [t for t in trends(connection, None, runs) if chosen is None or t.check in chosen]
 
 
 #: Without a configured ``[repair]`` policy: nothing destructive, nothing that needs a human.

@@ -115,9 +115,9 @@ def load_settings(
         database_url=url,
         url_source=source,
         profile=profile,
-        statement_timeout_ms=_positive_int(merged, "statement_timeout_ms", 60_000),
-        lock_timeout_ms=_positive_int(merged, "lock_timeout_ms", 2_000),
-        lock_retries=_positive_int(merged, "lock_retries", 5),
+        statement_timeout_ms=_non_negative_int(merged, "statement_timeout_ms", 60_000),
+        lock_timeout_ms=_non_negative_int(merged, "lock_timeout_ms", 2_000),
+        lock_retries=_non_negative_int(merged, "lock_retries", 5),
         system_account=str(merged.get("system_account", SYSTEM_ACCOUNT_SLUG)),
         tables=tables,
         columns=columns,
@@ -149,10 +149,14 @@ def _select_profile(document: dict[str, Any], profile: str | None) -> dict[str, 
     if profile is None:
         return base
     profiles = document.get("profiles", {})
+    if not isinstance(profiles, dict):
+        raise ConfigError("profiles must be a table of tables, e.g. [profiles.production]")
     if profile not in profiles:
         known = ", ".join(sorted(profiles)) or "none defined"
         raise ConfigError(f"profile {profile!r} is not in the configuration (profiles: {known})")
     chosen = profiles[profile]
+    if not isinstance(chosen, dict):
+        raise ConfigError(f"profiles.{profile} must be a table, e.g. [profiles.{profile}]")
     unknown = sorted(set(chosen) - _KNOWN_KEYS)
     if unknown:
         raise ConfigError(f"profiles.{profile}: unknown key {unknown[0]!r}")
@@ -171,12 +175,12 @@ def _resolve_url(
 ) -> tuple[str | None, str]:
     if flag:
         return flag, "--database-url"
-    configured = _configured_url(merged, env)
     if profile and merged.get("_profile_keys", set()) & {"database_url", "database_url_env"}:
-        return configured, f"profile {profile}"
+        return _configured_url(merged, env), f"profile {profile}"
     for variable in ("IGNY8_DATABASE_URL", "DATABASE_URL"):
         if env.get(variable):
             return env[variable], variable
+    configured = _configured_url(merged, env)
     if configured:
         return configured, "configuration file"
     return None, "nowhere"
@@ -198,7 +202,7 @@ def _string_table(value: Any, key: str) -> dict[str, str]:
     return dict(value)
 
 
-def _positive_int(merged: dict[str, Any], key: str, default: int) -> int:
+def _non_negative_int(merged: dict[str, Any], key: str, default: int) -> int:
     value = merged.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ConfigError(f"{key} must be a non-negative integer")

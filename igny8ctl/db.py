@@ -53,7 +53,8 @@ def normalize_url(raw: str) -> sa.URL:
 
 
 def display_url(url: sa.URL) -> str:
-    return url.render_as_string(hide_password=True)
+    """The URL without its password, whether in the userinfo or the query string."""
+    return redact(url.render_as_string(hide_password=True))
 
 
 def create_engine(settings: Settings) -> Engine:

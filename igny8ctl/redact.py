@@ -7,7 +7,9 @@ from collections.abc import Iterable
 
 MASK = "***"
 
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<secret>[^@\s]*)(?=@)")
+# Greedy up to the last '@' before the host, so a password containing '@' is masked whole.
+_URL_PASSWORD = re.compile(
+    r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<secret>[^\s/]*)(?=@[^@\s/]+)")
 _KEYWORD_SECRET = re.compile(
     r"(?P<head>\b(?:password|passwd|api_key|apikey|secret|token)\s*[=:]\s*['\"]?)(?P<secret>[^\s'\",;&]+)",
     re.IGNORECASE,

@@ -128,11 +128,21 @@ def apply_baseline(
         entry = baseline.get(finding.key)
         if entry is None or finding.count > entry.count:
             return False
-        return not entry.complete or set(finding.sample) <= entry.ids
+        if not entry.complete:
+            return True
+        return len(finding.sample) >= finding.count and set(finding.sample) <= entry.ids
 
     return tuple(
         replace(r, findings=tuple(
             replace(f, baselined=True) if f.count and known(f) else f for f in r.findings
         ))
+        for r in results
+    )
+
+
+def trim_samples(results: tuple[CheckResult, ...], limit: int) -> tuple[CheckResult, ...]:
+    """Samples back to ``limit`` ids once a baseline comparison needed more."""
+    return tuple(
+        replace(r, findings=tuple(replace(f, sample=f.sample[:limit]) for f in r.findings))
         for r in results
     )

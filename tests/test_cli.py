@@ -223,3 +223,25 @@ def test_pg_url_helper() -> None:
 def test_unwritable_output_is_a_one_line_error(cli: Cli, demo_url: str, tmp_path: Path) -> None:
     one_line_error(cli("check", "--database-url", demo_url, "-f", "json", "-o",
                        str(tmp_path / "missing" / "report.json")), 2, "cannot write")
+
+
+def test_password_in_the_query_string_is_masked(cli: Cli, postgres_url: str) -> None:
+    result = cli("check", "--database-url", postgres_url + "?password=hunter2secret",
+                 "-f", "json")
+    assert json.loads(result.stdout)["database"].endswith("password=***")
+    assert "hunter2secret" not in result.stdout + result.stderr
+
+
+def test_baseline_sees_a_replaced_id_with_the_default_sample(
+        cli: Cli, seed: Seeder, db_url: str, tmp_path: Path) -> None:
+    seed.plan("free")
+    orphans = [seed.user(f"orphan{i}") for i in range(25)]
+    known = tmp_path / "known.json"
+    cli("check", "--database-url", db_url, "-f", "json", "--sample", "1000", "-o", str(known))
+    assert cli("check", "--database-url", db_url, "--baseline", str(known)).code == 0
+    seed.execute("DELETE FROM igny8_core_auth_user WHERE id = :u", u=orphans[-1])
+    seed.user("orphan.new")
+    result = cli("check", "--database-url", db_url, "--baseline", str(known), "-f", "json")
+    assert result.code == 1
+    orphaned = json.loads(result.stdout)["checks"][0]["findings"][0]
+    assert orphaned["baselined"] is False and len(orphaned["sample_ids"]) == 20

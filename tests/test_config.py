@@ -51,3 +51,20 @@ def test_configuration_mistakes_are_named(tmp_path: Path, text: str, message: st
 def test_missing_explicit_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(config_path=tmp_path / "nope.toml", env={})
+
+
+def test_environment_beats_the_configuration_file(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('database_url_env = "IGNY8_PRIMARY_URL"\n')
+    settings = load_settings(config_path=config, env={"IGNY8_DATABASE_URL": "sqlite:///e.db"})
+    assert (settings.database_url, settings.url_source) == ("sqlite:///e.db",
+                                                            "IGNY8_DATABASE_URL")
+    with pytest.raises(ConfigError, match="IGNY8_PRIMARY_URL, which is not set"):
+        load_settings(config_path=config, env={})
+
+
+def test_profiles_must_be_tables(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[profiles]\nproduction = "x"\n')
+    with pytest.raises(ConfigError, match=r"profiles\.production must be a table"):
+        load_settings(config_path=config, profile="production", env={})

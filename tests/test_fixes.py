@@ -167,9 +167,12 @@ def test_delete_refuses_without_cascade_then_cascades(
     assert seed.rows("admin_log") == [] and seed.rows("user_groups") == []
     assert seed.scalar(f"SELECT owner_id FROM igny8_core_auth_account WHERE id = {owned}") is None
     assert plain not in {row["id"] for row in seed.rows("user")}
+    deleted = data(seed)
 
     undo_last(db_url)
     assert data(seed) == before
+    undo_last(db_url)
+    assert data(seed) == deleted, "an undo is journaled like any run, so it can be undone"
 
 
 def seed_now() -> Any:

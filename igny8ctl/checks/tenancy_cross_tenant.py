@@ -55,7 +55,9 @@ class TenancyCrossTenant(Check):
             for index, fk in enumerate(links):
                 parent = fk.column.table.alias(f"parent_{index}")
                 joined = joined.outerjoin(parent, fk.parent == parent.c[fk.column.name])
-                crossing.append(child.c[tenant] != parent.c[tenant])
+                # NULL-safe: an orphaned user as a parent is in no tenant, so not the child's.
+                crossing.append(sa.and_(parent.c[fk.column.name].is_not(None),
+                                        child.c[tenant].is_distinct_from(parent.c[tenant])))
             counts = context.count_each(joined, crossing)
             for fk, condition, count in zip(links, crossing, counts, strict=True):
                 sample = context.sample(

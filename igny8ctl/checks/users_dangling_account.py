@@ -4,6 +4,9 @@ import sqlalchemy as sa
 
 from igny8ctl.checks.base import Check, CheckContext, Outcome, Severity
 
+#: Up to this many missing account ids are probed by value, beyond it by subquery.
+MISSING_IDS_LIMIT = 1000
+
 
 class UsersDanglingAccount(Check):
     """Users whose account_id names an account that does not exist.
@@ -44,5 +47,3 @@ class UsersDanglingAccount(Check):
             message += f" (account ids {shown}{more})"
         return Outcome([self.finding("dangling", count, sample, message)])
 
-
-MISSING_IDS_LIMIT = 1000

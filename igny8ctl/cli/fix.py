@@ -24,6 +24,9 @@ app = typer.Typer(help="Repair defects: preview by default, --apply to write; jo
 
 
 class Strategy(StrEnum):
+    """The choices of igny8ctl.fixes.user_strategies.Strategy, kept here so that parsing
+    options does not import SQLAlchemy."""
+
     CREATE_ACCOUNT = "create-account"
     ASSIGN = "assign"
     DELETE = "delete"

@@ -273,15 +273,23 @@ class Journal:
                         .returning(*target.c).cte("inserted"))
             count = self._journal_from(step, INSERT, target, inserted)
         else:
-            # SQLite serialises writers, so the new rows are exactly those above the old max.
-            highest = self.connection.scalar(sa.select(sa.func.coalesce(sa.func.max(pk), 0)))
+            new_rows: sa.ColumnElement[bool]
+            if pk.name in columns:
+                # Rows given their ids (an undo restoring deleted rows) are found by them.
+                source = rows.subquery("source")
+                new_rows = pk.in_(sa.select(source.c[list(columns).index(pk.name)]))
+            else:
+                # SQLite serialises writers: new rows are exactly those above the old max.
+                highest = self.connection.scalar(
+                    sa.select(sa.func.coalesce(sa.func.max(pk), 0)))
+                new_rows = pk > highest
             self.connection.execute(sa.insert(target).from_select(list(columns), rows))
             count = int(self.connection.execute(
                 sa.insert(self.table).from_select(
                     ["run_id", "step", "action", "table_name", "row_id", "after"],
                     sa.select(sa.literal(self.run.run_id), sa.literal(step),
                               sa.literal(INSERT), sa.literal(target.name), pk,
-                              row_image(target, self.dialect)).where(pk > highest),
+                              row_image(target, self.dialect)).where(new_rows),
                 ),
                 execution_options={"preserve_rowcount": True},
             ).rowcount or 0)

@@ -39,7 +39,8 @@ class UserRepair(Fix):
             condition = sa.and_(condition, user.id.in_(self.params["user_ids"]))
         if self.params.get("email_domain"):
             domain = str(self.params["email_domain"]).lstrip("@").lower()
-            condition = sa.and_(condition, sa.func.lower(user.email).like(f"%@{domain}"))
+            condition = sa.and_(condition, sa.func.lower(user.email).endswith(
+                f"@{domain}", autoescape=True))
         return condition
 
     @property

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from igny8ctl.render.text import sample_text
@@ -43,14 +44,15 @@ def render_plan(plan: Plan, console: Console) -> None:
         table = _table(console, "action", "table", "rows", "sample ids", "what")
         for change in plan.changes:
             style = _ACTION_STYLE.get(change.action, "")
-            table.add_row(f"[{style}]{change.action}[/]", change.table, str(change.count),
-                          sample_text(change.sample, change.count), change.description)
+            table.add_row(f"[{style}]{change.action}[/]", escape(change.table),
+                          str(change.count), sample_text(change.sample, change.count),
+                          escape(change.description))
         console.print(f"[bold]{plan.fix}[/]: {plan.targets} row(s) to repair", highlight=False)
         console.print(table)
     for note in plan.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     for blocker in plan.blockers:
-        console.print(f"[red]blocked:[/] {blocker}", highlight=False)
+        console.print(f"[red]blocked:[/] {escape(blocker)}", highlight=False)
 
 
 def result_dict(result: FixResult) -> dict[str, Any]:
@@ -68,7 +70,7 @@ def render_result(result: FixResult, console: Console) -> None:
                       f"changed{batches}, journaled as run [bold]{result.run_id}[/] "
                       f"(undo: igny8ctl fix undo {result.run_id})", highlight=False)
     for note in result.plan.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     style = "green" if result.remaining == 0 else "red"
     console.print(f"[{style}]re-check: {result.remaining} finding row(s) remain[/]",
                   highlight=False)
@@ -95,7 +97,7 @@ def render_history(runs: list[RunSummary], console: Console) -> None:
 def render_undo_plan(plan: UndoPlan, console: Console) -> None:
     run = plan.run
     console.print(f"[bold]undo {run.run_id}[/] ({run.job}, {run.rows_changed} row(s), "
-                  f"{run.command})", highlight=False, markup=True)
+                  f"{escape(run.command)})", highlight=False)
     table = _table(console, "step", "restores", "table", "rows")
     reverse = {"insert": "delete", "update": "update", "delete": "insert"}
     for step in plan.steps:
