@@ -17,9 +17,10 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def render(job: str, report: CheckReport, duration_s: float, success: bool,
+def render(job: str, report: CheckReport | None, duration_s: float, success: bool,
            repaired: Iterable[tuple[str, int]] = (), previous: str = "") -> str:
-    """The textfile for one run. The last success time survives failed runs."""
+    """The textfile for one run. The last success time survives failed runs; a run that
+    failed before it could check (``report`` None) still records that it failed."""
     now = time.time()
     last_success = now if success else next(
         (float(m["value"]) for m in _LAST_SUCCESS.finditer(previous) if m["job"] == job), 0.0)
@@ -27,7 +28,7 @@ def render(job: str, report: CheckReport, duration_s: float, success: bool,
         "# HELP igny8ctl_check_findings Rows found by an igny8ctl check in the last run.",
         "# TYPE igny8ctl_check_findings gauge",
     ]
-    for result in report.results:
+    for result in report.results if report else ():
         for finding in result.findings:
             lines.append(
                 f'igny8ctl_check_findings{{check="{_label(finding.check)}",'
@@ -59,3 +60,4 @@ def previous_text(path: Path) -> str:
         return path.read_text()
     except OSError:
         return ""
+

@@ -268,9 +268,14 @@ def test_account_owners(seed: Seeder, db_url: str, tenant: dict[str, int]) -> No
     seed.user("lonely.editor", lonely)
     seed.execute("UPDATE igny8_core_auth_account SET owner_id = :u WHERE id = :a",
                  u=tenant["owner"], a=lonely)
+    orphan_owner = seed.user("orphan.owner", role="owner")
+    orphaned = seed.account("orphaned-owner", owner=orphan_owner)
+    plan = api.plan_fix(settings(db_url), "account-owners", {})
+    assert f"accounts {orphaned} are owned by users without an account" in plan.notes[0]
     api.apply_fix(settings(db_url), "account-owners", {})
     owners = {row["id"]: row["owner_id"] for row in seed.rows("account")}
-    assert owners == {acme: tenant["owner"], other: early, lonely: None}
+    assert owners == {acme: tenant["owner"], other: early, lonely: None,
+                      orphaned: orphan_owner}
     assert late != early
 
 

@@ -153,3 +153,12 @@ def test_repair_policy_from_a_profile(cli: Cli, seed: Seeder, db_url: str,
     bad.write_text('[repair]\norphaned-users = "obliterate"\n')
     result = cli("repair", "--database-url", db_url, "--config", str(bad))
     assert result.code == 2 and "is not an action" in result.stderr
+
+
+def test_a_failed_run_still_updates_the_metrics(cli: Cli, tmp_path: Path) -> None:
+    metrics = tmp_path / "igny8ctl.prom"
+    result = cli("repair", "--database-url", "postgresql://postgres@127.0.0.1:1/igny8",
+                 "--metrics-file", str(metrics))
+    assert result.code == 3
+    families = {f.name: f for f in text_string_to_metric_families(metrics.read_text())}
+    assert families["igny8ctl_last_run_success"].samples[0].value == 0

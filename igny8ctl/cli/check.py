@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -79,6 +80,7 @@ def check(
     if ctx.invoked_subcommand is not None:
         return
     from igny8ctl import api
+    from igny8ctl.errors import Igny8Error
 
     if list_checks:
         catalogue = api.catalogue()
@@ -92,10 +94,16 @@ def check(
         return
 
     settings = load(database_url, config, profile)
-    report = api.run_checks(
-        settings, include=check_ids, exclude=exclude, sample_limit=sample,
-        fail_on=severity_of(fail_on), baseline=baseline,
-    )
+    started = time.perf_counter()
+    try:
+        report = api.run_checks(
+            settings, include=check_ids, exclude=exclude, sample_limit=sample,
+            fail_on=severity_of(fail_on), baseline=baseline,
+        )
+    except Igny8Error:
+        if metrics_file:
+            write_failed_metrics(metrics_file, "check", time.perf_counter() - started)
+        raise
     emit_report(report, output_format, output)
     if record:
         api.record_checks(settings, report)
@@ -131,6 +139,14 @@ def history(
             for t in trends], indent=2))
     else:
         render_trends(trends, stdout())
+
+
+def write_failed_metrics(path: Path, job: str, duration_s: float) -> None:
+    """Record a run that ended in an error, so an alert on last_run_success fires."""
+    from igny8ctl import metrics
+
+    write_atomically(path, metrics.render(job, None, duration_s, False,
+                                          previous=metrics.previous_text(path)))
 
 
 def emit_report(report: CheckReport, output_format: Format, output: Path | None) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from igny8ctl.cli.check import FailOn, MetricsFile, severity_of
+from igny8ctl.cli.check import FailOn, MetricsFile, severity_of, write_failed_metrics
 from igny8ctl.cli.options import ConfigPath, DatabaseUrl, Profile, load, write_atomically
 
 
@@ -29,6 +29,7 @@ def repair(
     run holds the lock.
     """
     from igny8ctl import api, metrics
+    from igny8ctl.errors import Igny8Error
     from igny8ctl.events import current
 
     log = current()
@@ -42,7 +43,12 @@ def repair(
                  f"run {result.run_id}", fix=done.fix, action=done.action,
                  rows=result.rows_changed, run_id=result.run_id, remaining=result.remaining)
 
-    outcome = api.repair(settings, severity_of(fail_on), batch_size, announce)
+    try:
+        outcome = api.repair(settings, severity_of(fail_on), batch_size, announce)
+    except Igny8Error:
+        if metrics_file:
+            write_failed_metrics(metrics_file, "repair", time.perf_counter() - started)
+        raise
     duration = time.perf_counter() - started
     for finding in outcome.after.failing:
         log.emit("repair.remaining",
