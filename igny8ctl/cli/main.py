@@ -27,6 +27,7 @@ app.add_typer(cluster.app, name="cluster")
 app.command("repair")(repair.repair)
 
 DEBUG_ENV = "IGNY8CTL_DEBUG"
+INTERRUPTED = 130
 
 
 def _show_version(value: bool) -> None:
@@ -62,13 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command.main(args=argv, prog_name="igny8ctl", standalone_mode=True)
     except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else ExitCode.USAGE
+        code = exit_.code if isinstance(exit_.code, int) else ExitCode.USAGE
+        if code == INTERRUPTED:
+            _fail("interrupted; committed work stays (fix batches resume on the next run)",
+                  code)
+        return code
     except Igny8Error as error:
         _fail(error.message, error.exit_code)
         return error.exit_code
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
-        return 130
+        _fail("interrupted", INTERRUPTED)
+        return INTERRUPTED
     except Exception as error:
         if os.environ.get(DEBUG_ENV):
             raise

@@ -458,6 +458,16 @@ def undo_conflicts(connection: Connection, metadata: sa.MetaData,
 
 def undo(journal: Journal, metadata: sa.MetaData, run_id: str) -> int:
     """Restore what ``run_id`` changed, step by step in reverse, through ``journal``."""
+    if journal.dialect == "postgresql":
+        # Hold the rows the run touched, so nothing changes them between the conflict
+        # check and the restore.
+        for step in run_steps(journal.connection, run_id):
+            target = _table(metadata, step.table)
+            journal.connection.execute(
+                sa.select(primary_key(target)).where(primary_key(target).in_(
+                    sa.select(journal.table.c.row_id).where(
+                        journal.table.c.run_id == run_id, journal.table.c.step == step.step)))
+                .with_for_update())
     conflicts = undo_conflicts(journal.connection, metadata, run_id)
     if conflicts:
         listed = "; ".join(f"{table} {', '.join(map(str, ids))}" for table, ids in conflicts)
