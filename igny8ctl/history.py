@@ -32,10 +32,12 @@ def check_runs_table() -> sa.Table:
 
 def record(connection: Connection, report: CheckReport) -> str:
     """Store one row per finding of ``report`` (in the caller's transaction)."""
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('igny8ctl_history'))")
     table = check_runs_table()
-    table.metadata.create_all(connection, checkfirst=True)
+    if not sa.inspect(connection).has_table(TABLE):
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(
+                "SELECT pg_advisory_xact_lock(hashtext('igny8ctl_history'))")
+        table.metadata.create_all(connection, checkfirst=True)
     run_id = report.started_at.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
     rows = [
         {"run_id": run_id, "recorded_at": report.started_at, "check_id": f.check,

@@ -83,11 +83,17 @@ def journal_tables(dialect: str) -> tuple[sa.Table, sa.Table]:
 
 
 def ensure_journal(connection: Connection) -> tuple[sa.Table, sa.Table]:
-    """Create the journal tables if needed, inside the caller's transaction."""
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('igny8ctl_journal'))")
+    """Create the journal tables if needed, inside the caller's transaction.
+
+    Only a first apply takes the creation lock, so journaled runs do not wait on each other.
+    """
     runs, journal = journal_tables(connection.dialect.name)
-    runs.metadata.create_all(connection, checkfirst=True)
+    inspector = sa.inspect(connection)
+    if not (inspector.has_table(RUNS_TABLE) and inspector.has_table(JOURNAL_TABLE)):
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(
+                "SELECT pg_advisory_xact_lock(hashtext('igny8ctl_journal'))")
+        runs.metadata.create_all(connection, checkfirst=True)
     return runs, journal
 
 
