@@ -130,12 +130,6 @@ class UndoPlan:
     conflicts: list[tuple[str, list[int]]]
 
 
-def fix_names() -> list[str]:
-    from igny8ctl.fixes import REGISTRY
-
-    return list(REGISTRY)
-
-
 def _make_fix(name: str, connection: Connection, settings: Settings,
               params: Mapping[str, Any]) -> Fix:
     from igny8ctl.fixes import REGISTRY
@@ -292,7 +286,7 @@ def check_history(settings: Settings, check: str | None = None, runs: int = 30) 
     chosen = {c.id for c in select_checks([check])} if check else None
     engine = create_engine(settings)
     with read_only(engine, settings) as connection:
-        return [t for t in trends(connection, None, runs) if chosen is None or t.check in chosen]
+        return trends(connection, chosen, runs)
 
 
 #: Without a configured ``[repair]`` policy: nothing destructive, nothing that needs a human.

@@ -28,7 +28,6 @@ class EventLog:
     format: LogFormat = LogFormat.TEXT
     threshold: str = "info"
     stream: TextIO = field(default_factory=lambda: sys.stderr)
-    secrets: list[str] = field(default_factory=list)
 
     def emit(self, event: str, message: str, level: str = "info", **fields: Any) -> None:
         if LEVELS[level] < LEVELS[self.threshold]:
@@ -46,7 +45,7 @@ class EventLog:
 
     def _clean(self, value: Any) -> Any:
         if isinstance(value, str):
-            return redact(value, self.secrets)
+            return redact(value)
         if isinstance(value, dict):
             return {k: self._clean(v) for k, v in value.items()}
         if isinstance(value, list | tuple):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -62,7 +63,8 @@ class Trend:
         return self.points[-1][1] if self.points else 0
 
 
-def trends(connection: Connection, check: str | None = None, runs: int = 30) -> list[Trend]:
+def trends(connection: Connection, checks: Collection[str] | None = None,
+           runs: int = 30) -> list[Trend]:
     """Counts per check and code over the last ``runs`` recorded runs, oldest first."""
     if not sa.inspect(connection).has_table(TABLE):
         return []
@@ -73,8 +75,8 @@ def trends(connection: Connection, check: str | None = None, runs: int = 30) -> 
                        table.c["count"].label("found"))
              .where(table.c.run_id.in_(recent))
              .order_by(table.c.check_id, table.c.code, table.c.recorded_at, table.c.id))
-    if check:
-        query = query.where(table.c.check_id == check)
+    if checks is not None:
+        query = query.where(table.c.check_id.in_(sorted(checks)))
     grouped: dict[tuple[str, str], list[tuple[datetime, int]]] = {}
     severities: dict[tuple[str, str], str] = {}
     for row in connection.execute(query):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from igny8ctl.catalog import AccountColumnState, account_column_state
 from igny8ctl.config import Settings
 from igny8ctl.db import Igny8Schema
 
@@ -87,6 +89,11 @@ class CheckContext:
     @property
     def dialect(self) -> str:
         return self.schema.dialect
+
+    @functools.cached_property
+    def account_column(self) -> AccountColumnState:
+        """What the database enforces on user.account_id; read once for both schema checks."""
+        return account_column_state(self.connection, self.schema)
 
     def count_and_sample(self, ids: sa.Select[Any]) -> tuple[int, tuple[int, ...]]:
         """Count the rows of ``ids`` (one id column), then fetch the lowest few if any.

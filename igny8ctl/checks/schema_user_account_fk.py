@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from igny8ctl.catalog import account_column_state
 from igny8ctl.checks.base import Check, CheckContext, Outcome, Severity
 
 
@@ -18,7 +17,7 @@ class SchemaUserAccountFk(Check):
     fix = "igny8ctl migrate apply"
 
     def run(self, context: CheckContext) -> Outcome:
-        state = account_column_state(context.connection, context.schema)
+        state = context.account_column
         if state.valid_foreign_key:
             detail = f"foreign key {state.valid_foreign_key.name}"
             if context.dialect == "sqlite":

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from igny8ctl.catalog import account_column_state
 from igny8ctl.checks.base import Check, CheckContext, Outcome, Severity
 
 
@@ -20,7 +19,7 @@ class SchemaUserAccountNullable(Check):
     def run(self, context: CheckContext) -> Outcome:
         user = context.schema.user
         column = f"{user.table.name}.{user.account_id.name}"
-        state = account_column_state(context.connection, context.schema)
+        state = context.account_column
         if state.not_null:
             return Outcome([self.finding("nullable", 0, (), f"{column} is NOT NULL")],
                            detail="enforced by the column's NOT NULL constraint")
