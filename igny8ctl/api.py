@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from igny8ctl.checks import REGISTRY, Check, CheckInfo, CheckResult, Severity
+from igny8ctl.checks import REGISTRY, Check, CheckResult, Severity
 from igny8ctl.checks.base import CheckContext
 from igny8ctl.config import Settings
 from igny8ctl.db import (
@@ -32,25 +32,33 @@ from igny8ctl.db import (
     job_lock,
     read_only,
     reflect,
-    set_timeouts,
 )
+from igny8ctl.dialects import dialect_of
 from igny8ctl.errors import ConfigError, Refused
-from igny8ctl.report import CheckReport, apply_baseline, load_baseline, trim_samples
+from igny8ctl.render.text import printable
+from igny8ctl.report import (
+    Catalogue,
+    CheckReport,
+    apply_baseline,
+    load_baseline,
+    trim_samples,
+)
 
 if TYPE_CHECKING:
     from igny8ctl.cluster.base import Progress
     from igny8ctl.cluster.job import ClusterApplied, ClusterProposal, ClusterRequest
     from igny8ctl.fixes.base import Fix, FixResult, Plan
-    from igny8ctl.fixes.journal import RunSummary, UndoStep
-    from igny8ctl.history import Trend
+    from igny8ctl.history import CheckHistory
+    from igny8ctl.journal.runs import RunSummary
+    from igny8ctl.journal.undo import UndoStep
     from igny8ctl.migrations.runner import ApplyResult, MigrationStatus
 
 
 BASELINE_IDS_LIMIT = 10_000
 
 
-def catalogue() -> list[CheckInfo]:
-    return [check.info() for check in REGISTRY]
+def catalogue() -> Catalogue:
+    return Catalogue(tuple(check.info() for check in REGISTRY))
 
 
 def select_checks(include: list[str] | None = None,
@@ -61,12 +69,15 @@ def select_checks(include: list[str] | None = None,
     def matching(pattern: str) -> set[str]:
         found = set(fnmatch.filter(ids, pattern))
         if not found:
-            raise ConfigError(f"unknown check {pattern!r} (see igny8ctl check --list)")
+            raise ConfigError(f"unknown check {printable(pattern)[:100]!r} (see igny8ctl check "
+                              "--list)", key="--check")
         return found
 
     chosen = set().union(*(matching(p) for p in include)) if include else set(ids)
     for pattern in exclude or []:
         chosen -= matching(pattern)
+    if not chosen:
+        raise ConfigError("--check and --exclude leave no check to run", key="--exclude")
     return [check for check in REGISTRY if check.id in chosen]
 
 
@@ -177,7 +188,9 @@ def apply_fix(settings: Settings, name: str, params: Mapping[str, Any],
     the work without redoing any of it.
     """
     from igny8ctl.fixes.base import FixResult
-    from igny8ctl.fixes.journal import Journal, RunInfo, primary_key
+    from igny8ctl.journal.runs import RunInfo
+    from igny8ctl.journal.tables import primary_key
+    from igny8ctl.journal.writer import Journal
 
     engine = create_engine(settings)
     with job_lock(engine, f"fix:{name}", wait_seconds), connect(engine) as connection:
@@ -190,7 +203,7 @@ def apply_fix(settings: Settings, name: str, params: Mapping[str, Any],
         step, batches, rows_changed = 1, 0, 0
         while plan.targets:
             transaction = connection.begin()
-            set_timeouts(connection, settings.statement_timeout_ms)
+            dialect_of(connection).set_timeouts(connection, settings.statement_timeout_ms)
             blockers = fix.prepare(connection)
             if blockers:
                 transaction.rollback()
@@ -224,7 +237,7 @@ def _remaining(settings: Settings, fix: Fix) -> int:
 
 
 def fix_history(settings: Settings, limit: int = 50, job: str | None = None) -> list[RunSummary]:
-    from igny8ctl.fixes.journal import list_runs
+    from igny8ctl.journal.runs import list_runs
 
     engine = create_engine(settings)
     with read_only(engine, settings) as connection:
@@ -232,7 +245,7 @@ def fix_history(settings: Settings, limit: int = 50, job: str | None = None) -> 
 
 
 def _undoable(connection: Connection, run_id: str) -> RunSummary:
-    from igny8ctl.fixes.journal import get_run
+    from igny8ctl.journal.runs import get_run
 
     run = get_run(connection, run_id)
     if run.undone_by:
@@ -241,7 +254,7 @@ def _undoable(connection: Connection, run_id: str) -> RunSummary:
 
 
 def plan_undo(settings: Settings, run_id: str) -> UndoPlan:
-    from igny8ctl.fixes.journal import run_steps, undo_conflicts
+    from igny8ctl.journal.undo import run_steps, undo_conflicts
 
     engine = create_engine(settings)
     with read_only(engine, settings) as connection:
@@ -253,14 +266,16 @@ def plan_undo(settings: Settings, run_id: str) -> UndoPlan:
 
 def apply_undo(settings: Settings, run_id: str, wait_seconds: float = 0) -> tuple[str, int]:
     """Restore what ``run_id`` changed, in one journaled transaction; returns (run, rows)."""
-    from igny8ctl.fixes.journal import Journal, RunInfo, undo
+    from igny8ctl.journal.runs import RunInfo
+    from igny8ctl.journal.undo import undo
+    from igny8ctl.journal.writer import Journal
 
     engine = create_engine(settings)
     with job_lock(engine, "undo", wait_seconds), connect(engine) as connection, \
             connection.begin():
         original = _undoable(connection, run_id)
         schema = reflect(connection, settings)
-        set_timeouts(connection, settings.statement_timeout_ms)
+        dialect_of(connection).set_timeouts(connection, settings.statement_timeout_ms)
         journal = Journal(connection, RunInfo.new("undo", {"run": run_id, "of": original.job},
                                                   undoes=run_id))
         rows = undo(journal, schema.metadata, run_id)
@@ -280,13 +295,14 @@ def record_checks(settings: Settings, report: CheckReport) -> str:
         return record(connection, report)
 
 
-def check_history(settings: Settings, check: str | None = None, runs: int = 30) -> list[Trend]:
-    from igny8ctl.history import trends
+def check_history(settings: Settings, check: str | None = None,
+                  runs: int = 30) -> CheckHistory:
+    from igny8ctl.history import CheckHistory, trends
 
     chosen = {c.id for c in select_checks([check])} if check else None
     engine = create_engine(settings)
     with read_only(engine, settings) as connection:
-        return trends(connection, chosen, runs)
+        return CheckHistory(tuple(trends(connection, chosen, runs)))
 
 
 #: Without a configured ``[repair]`` policy: nothing destructive, nothing that needs a human.

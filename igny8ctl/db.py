@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import os
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
-from igny8ctl.config import SCHEMA, Settings
+from igny8ctl.config import Settings
+from igny8ctl.dialects import Dialect, dialect_named, dialect_of
 from igny8ctl.errors import ConfigError, DatabaseUnavailable, LockBusy, SchemaMismatch
-from igny8ctl.redact import redact
-from igny8ctl.slug import SQLITE_FUNCTION, slugify
+from igny8ctl.redact import mask_url, redact, register_secret, split_url
+from igny8ctl.tables import (
+    AccountTable,
+    ClusterTable,
+    KeywordTable,
+    MappedTable,
+    PlanTable,
+    SettingsTable,
+    SiteTable,
+    UserTable,
+)
 
 _SCHEME_ALIASES = {
     "postgres": "postgresql+psycopg",
@@ -33,82 +41,144 @@ _SCHEME_ALIASES = {
 
 
 def normalize_url(raw: str) -> sa.URL:
-    """Accept the URLs Django users write (``postgres://``, ``postgresql://``, ``sqlite:///``)."""
-    scheme, sep, _ = raw.partition("://")
-    if not sep:
-        raise ConfigError(f"malformed database URL {redact(raw)!r}: expected scheme://...")
-    driver = _SCHEME_ALIASES.get(scheme.lower())
+    """Accept the URLs Django users write (``postgres://``, ``postgresql://``, ``sqlite:///``).
+
+    The URL is split by ``igny8ctl.redact.split_url``, so a password with an unencoded
+    ``/``, ``@``, ``#``, ``%`` or space means what the operator typed, and it is registered
+    as a secret before anything can print it.
+    """
+    parts = split_url(raw)
+    if parts is None:
+        raise ConfigError(f"malformed database URL {mask_url(raw)!r}: expected scheme://...",
+                          key="database_url")
+    for secret in parts.secrets:
+        register_secret(secret)
+    driver = _SCHEME_ALIASES.get(parts.scheme.lower())
     if driver is None:
-        raise ConfigError(
-            f"unsupported database URL scheme {scheme!r}: use postgresql:// or sqlite:///"
-        )
+        raise ConfigError(f"unsupported database URL scheme {parts.scheme[:40]!r}: use "
+                          "postgresql:// or sqlite:///", key="database_url")
+    if driver == "sqlite":
+        database = raw.partition("://")[2].partition("?")[0]
+        if not database.startswith("/") or database in ("/", "/:memory:"):
+            raise ConfigError("a SQLite URL must name a file: sqlite:///path/to/db.sqlite3",
+                              key="database_url")
+        return sa.URL.create("sqlite", database=database[1:])
+    query = dict(parts.query)
+    password = parts.password if parts.password is not None else query.pop("password", None)
     try:
-        url = sa.make_url(driver + raw[len(scheme):])
-        _ = url.port
-    except (sa_exc.ArgumentError, ValueError):
-        raise ConfigError(f"malformed database URL {redact(raw)!r}") from None
-    if driver == "sqlite" and url.database in (None, "", ":memory:"):
-        raise ConfigError("a SQLite URL must name a file: sqlite:///path/to/db.sqlite3")
-    return url
+        host, port = _host_port(parts.hostport)
+        return sa.URL.create(driver, username=parts.username or None, password=password,
+                             host=host, port=port,
+                             database=parts.path.lstrip("/") or None, query=query)
+    except (sa_exc.ArgumentError, ValueError, TypeError):
+        raise ConfigError(f"malformed database URL {mask_url(raw)!r}",
+                          key="database_url") from None
+
+
+def _host_port(hostport: str) -> tuple[str | None, int | None]:
+    if hostport.startswith("["):
+        host, _, rest = hostport[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise ValueError(hostport)
+        port_text = rest[1:]
+    else:
+        host, _, port_text = hostport.partition(":")
+    port = int(port_text) if port_text else None
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(port)
+    return host or None, port
 
 
 def display_url(url: sa.URL) -> str:
     """The URL without its password, whether in the userinfo or the query string."""
-    return redact(url.render_as_string(hide_password=True))
+    return mask_url(url.render_as_string(hide_password=False))
 
 
 def create_engine(settings: Settings) -> Engine:
     url = normalize_url(settings.require_url())
+    dialect = dialect_named(url.get_backend_name())
     if url.get_backend_name() == "sqlite":
         assert url.database is not None
-        if not Path(url.database).exists():
+        if not Path(url.database).is_file():
             raise DatabaseUnavailable(f"SQLite database file {url.database} does not exist")
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-        sa.event.listen(engine, "connect", _sqlite_on_connect)
-        sa.event.listen(engine, "begin", _sqlite_on_begin)
-        return engine
-    return sa.create_engine(
-        url,
-        poolclass=sa.pool.NullPool,
-        connect_args={"connect_timeout": 10, "application_name": "igny8ctl"},
-    )
+    else:
+        engine = sa.create_engine(
+            url, poolclass=sa.pool.NullPool,
+            connect_args={"connect_timeout": 10, "application_name": "igny8ctl"})
+    dialect.configure_engine(engine)
+    return engine
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # Let SQLAlchemy issue BEGIN itself so transactions (and their locks) are real.
-    dbapi_connection.isolation_level = None
-    dbapi_connection.execute("PRAGMA foreign_keys = ON")
-    dbapi_connection.execute("PRAGMA busy_timeout = 5000")
-    dbapi_connection.create_function(SQLITE_FUNCTION, 2, slugify, deterministic=True)
+# -- errors ------------------------------------------------------------------------------
 
-
-def _sqlite_on_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
-
-
-def is_postgres(bind: Connection | Engine) -> bool:
-    return bind.dialect.name == "postgresql"
+#: SQLSTATE -> what happened, for errors whose server text could quote data.
+_INTEGRITY = {
+    "23502": "a NOT NULL constraint",
+    "23503": "a foreign key",
+    "23505": "a unique constraint",
+    "23514": "a check constraint",
+    "23P01": "an exclusion constraint",
+}
 
 
 @contextmanager
-def database_errors(engine: Engine | None = None) -> Iterator[None]:
-    """Turn driver errors into one-line ``DatabaseUnavailable`` errors with secrets masked."""
+def database_errors(engine: Engine | None = None, during: str | None = None,
+                    statement_timeout_ms: int | None = None) -> Iterator[None]:
+    """Turn driver errors into one-line ``DatabaseUnavailable`` errors.
+
+    The message is built from the error's structure (SQLSTATE, constraint, table, column),
+    never from its text where that could hold row contents or bound parameters.
+    ``during`` names the check or step, so a statement timeout says what it cancelled.
+    """
     try:
         yield
     except sa_exc.DBAPIError as error:
-        where = f" ({display_url(engine.url)})" if engine is not None else ""
-        raise DatabaseUnavailable(describe_db_error(error) + where) from None
+        raise describe_db_error(error, engine, during, statement_timeout_ms) from None
 
 
-def describe_db_error(error: sa_exc.DBAPIError) -> str:
-    original = error.orig if error.orig is not None else error
-    lines = [line.strip() for line in str(original).splitlines() if line.strip()]
-    text = " ".join(lines[:2]) if lines else type(original).__name__
-    if error.connection_invalidated or (isinstance(error, sa_exc.OperationalError) and (
-        "connection" in text.lower() or "could not" in text.lower()
-    )):
-        return "cannot connect to the database: " + redact(text)
-    return "database error: " + redact(text)
+def describe_db_error(error: sa_exc.DBAPIError, engine: Engine | None = None,
+                      during: str | None = None,
+                      statement_timeout_ms: int | None = None) -> DatabaseUnavailable:
+    original = error.orig
+    sqlstate: str | None = getattr(original, "sqlstate", None)
+    diag = getattr(original, "diag", None)
+    constraint = getattr(diag, "constraint_name", None)
+    table = getattr(diag, "table_name", None)
+    column = getattr(diag, "column_name", None)
+    primary = getattr(diag, "message_primary", None)
+    where = f" ({display_url(engine.url)})" if engine is not None else ""
+    context = f" during {during}" if during else ""
+    if sqlstate in _INTEGRITY:
+        names = ", ".join(part for part in (
+            f"constraint {constraint}" if constraint else "",
+            f"table {table}" if table else "", f"column {column}" if column else "") if part)
+        text = f"a write violates {_INTEGRITY[sqlstate]}" + (f" ({names})" if names else "")
+    elif sqlstate == "57014":
+        bound = (f" ({statement_timeout_ms} ms)" if statement_timeout_ms is not None else "")
+        text = (f"statement cancelled by statement_timeout{bound}; raise statement_timeout_ms "
+                "in igny8ctl.toml (or the flag) and run again")
+    elif sqlstate is not None and sqlstate.startswith("22"):
+        text = f"the database rejected a value (SQLSTATE {sqlstate})"
+    elif primary:
+        text = primary
+    else:
+        lines = [line.strip() for line in str(original or error).splitlines() if line.strip()]
+        text = lines[0] if lines else type(original or error).__name__
+    text = redact(" ".join(text.split()))
+    connection_failed = error.connection_invalidated or (
+        sqlstate is None and isinstance(error, sa_exc.OperationalError)
+        and ("connection" in text.lower() or "could not" in text.lower()))
+    if connection_failed or (sqlstate or "").startswith(("08", "28", "3D")):
+        message = f"cannot connect to the database: {text}{where}"
+    else:
+        state = f" [SQLSTATE {sqlstate}]" if sqlstate else ""
+        message = f"database error{context}: {text}{state}{where}"
+    return DatabaseUnavailable(message, sqlstate=sqlstate, constraint=constraint,
+                               table=table, during=during)
+
+
+# -- connections and transactions -------------------------------------------------------
 
 
 @contextmanager
@@ -123,145 +193,104 @@ def read_only(engine: Engine, settings: Settings) -> Iterator[Connection]:
     with connect(engine) as connection:
         transaction = connection.begin()
         try:
-            if is_postgres(connection):
-                connection.exec_driver_sql(
-                    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-                )
-                set_timeouts(connection, settings.statement_timeout_ms)
-            else:
-                connection.exec_driver_sql("PRAGMA query_only = ON")
+            dialect_of(connection).begin_read_only(connection, settings.statement_timeout_ms)
             yield connection
         finally:
             transaction.rollback()
 
 
-def set_timeouts(
-    connection: Connection, statement_timeout_ms: int, lock_timeout_ms: int | None = None
-) -> None:
-    if not is_postgres(connection):
-        return
-    connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
-    # igny8ctl's statements are short set-based passes; JIT compilation costs more than it
-    # saves on them.
-    connection.exec_driver_sql("SET LOCAL jit = off")
-    if lock_timeout_ms is not None:
-        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
-
-
-def json_text(column: sa.ColumnElement[Any], key: str, dialect: str) -> sa.ColumnElement[str]:
-    """``config->>'key'`` on PostgreSQL, ``json_extract`` on SQLite."""
-    if dialect == "postgresql":
-        return column.op("->>", return_type=sa.String)(sa.literal(key, sa.String))
-    return sa.func.json_extract(column, f"$.{key}", type_=sa.String)
-
-
-# -- locks -------------------------------------------------------------------------------
+@contextmanager
+def write_transaction(connection: Connection, settings: Settings,
+                      lock_timeout: bool = False) -> Iterator[Connection]:
+    """A writer's transaction, bounded by the configured timeouts; commits on success."""
+    dialect = dialect_of(connection)
+    dialect.prepare_write(connection)
+    with connection.begin():
+        dialect.set_timeouts(connection, settings.statement_timeout_ms,
+                             settings.lock_timeout_ms if lock_timeout else None)
+        yield connection
 
 
 @contextmanager
 def job_lock(engine: Engine, name: str, wait_seconds: float = 0) -> Iterator[None]:
-    """Hold a lock named ``name`` for the whole job so overlapping runs never collide.
-
-    PostgreSQL: a session advisory lock on a dedicated connection. SQLite: an ``flock`` on
-    a file beside the database.
-    """
-    if engine.dialect.name == "postgresql":
-        key = int.from_bytes(hashlib.sha256(f"igny8ctl:{name}".encode()).digest()[:8], "big",
-                             signed=True)
-        with connect(engine) as connection:
-            connection.execution_options(isolation_level="AUTOCOMMIT")
-            _acquire(lambda: bool(connection.scalar(
-                sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key})), name, wait_seconds)
-            try:
-                yield
-            finally:
-                connection.scalar(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-        return
-    database = engine.url.database or "igny8ctl"
-    path = f"{database}.igny8ctl-{name.replace('/', '_')}.lock"
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        def try_flock() -> bool:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            return True
-
-        _acquire(try_flock, name, wait_seconds)
+    """Hold a lock named ``name`` for the whole job so overlapping runs never collide."""
+    with dialect_of(engine).job_lock(engine, name, wait_seconds):
         yield
-    finally:
-        os.close(descriptor)
 
 
-def _acquire(attempt: Any, name: str, wait_seconds: float) -> None:
+def acquire(attempt: Callable[[], bool], name: str, wait_seconds: float) -> None:
+    """Call ``attempt`` until it takes the lock or ``wait_seconds`` pass (then ``LockBusy``)."""
     deadline = time.monotonic() + wait_seconds
     while not attempt():
         if time.monotonic() >= deadline:
             raise LockBusy(
                 f"another igny8ctl run holds the {name!r} lock; try again later"
-                + ("" if wait_seconds else " or pass --wait SECONDS")
-            )
+                + ("" if wait_seconds else " or pass --wait SECONDS"), lock=name)
         time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
 
 # -- schema ------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class MappedTable:
-    """A reflected igny8 table whose columns are reached by their logical names."""
-
-    logical: str
-    table: sa.Table
-    columns: Mapping[str, sa.Column[Any]]
-
-    def __getattr__(self, logical_column: str) -> sa.Column[Any]:
-        try:
-            return self.columns[logical_column]
-        except KeyError:
-            raise AttributeError(logical_column) from None
-
-    @property
-    def pk(self) -> sa.Column[Any]:
-        return self.columns["id"]
+T = TypeVar("T", bound=MappedTable)
 
 
 @dataclass
 class Igny8Schema:
-    """The reflected database, with igny8's tables resolved through the configured mapping."""
+    """The reflected database, with igny8's tables resolved through the configured mapping.
+
+    Each table is resolved on first use, so a database missing a table only fails the
+    commands that need it, with a message naming the table and the key that maps it.
+    """
 
     metadata: sa.MetaData
     mapping: Settings
-    dialect: str
-    _mapped: dict[str, MappedTable] = field(default_factory=dict)
+    dialect: Dialect
 
-    def __getattr__(self, logical: str) -> MappedTable:
-        if logical.startswith("_") or logical not in SCHEMA:
-            raise AttributeError(logical)
-        return self.require(logical)
-
-    def require(self, logical: str) -> MappedTable:
-        if logical in self._mapped:
-            return self._mapped[logical]
-        name = self.mapping.table_name(logical)
+    def resolve(self, kind: type[T]) -> T:
+        name = self.mapping.table_name(kind.logical)
         table = self.metadata.tables.get(name)
         if table is None:
             raise SchemaMismatch(
-                f"table {name} does not exist (map it with tables.{logical} in igny8ctl.toml)"
-            )
+                f"table {name} does not exist (map it with tables.{kind.logical} in "
+                "igny8ctl.toml)", table=name, key=f"tables.{kind.logical}")
         columns: dict[str, sa.Column[Any]] = {}
-        for logical_column in SCHEMA[logical][1]:
-            actual = self.mapping.column_name(logical, logical_column)
+        for logical_column in kind.logical_columns():
+            actual = self.mapping.column_name(kind.logical, logical_column)
             if actual not in table.c:
                 raise SchemaMismatch(
-                    f"table {name} has no column {actual} "
-                    f"(map it with columns.{logical}.{logical_column} in igny8ctl.toml)"
-                )
+                    f"table {name} has no column {actual} (map it with "
+                    f"columns.{kind.logical}.{logical_column} in igny8ctl.toml)",
+                    table=name, column=actual, key=f"columns.{kind.logical}.{logical_column}")
             columns[logical_column] = table.c[actual]
-        mapped = MappedTable(logical, table, columns)
-        self._mapped[logical] = mapped
-        return mapped
+        return kind(table, columns)
+
+    @cached_property
+    def plan(self) -> PlanTable:
+        return self.resolve(PlanTable)
+
+    @cached_property
+    def account(self) -> AccountTable:
+        return self.resolve(AccountTable)
+
+    @cached_property
+    def user(self) -> UserTable:
+        return self.resolve(UserTable)
+
+    @cached_property
+    def site(self) -> SiteTable:
+        return self.resolve(SiteTable)
+
+    @cached_property
+    def cluster(self) -> ClusterTable:
+        return self.resolve(ClusterTable)
+
+    @cached_property
+    def keyword(self) -> KeywordTable:
+        return self.resolve(KeywordTable)
+
+    @cached_property
+    def settings(self) -> SettingsTable:
+        return self.resolve(SettingsTable)
 
     @property
     def tenant_column(self) -> str:
@@ -315,12 +344,18 @@ def reflect(connection: Connection, settings: Settings) -> Igny8Schema:
             for column in reflected
         ), schema=schema)
     for key, constraints in foreign_keys.items():
-        table = metadata.tables[key[1] if key[0] is None else f"{key[0]}.{key[1]}"]
+        table = metadata.tables[_key(key[0], key[1])]
         for fk in constraints:
-            prefix = f"{fk['referred_schema']}." if fk.get("referred_schema") else ""
+            referred = metadata.tables.get(_key(fk.get("referred_schema"), fk["referred_table"]))
+            if referred is None or not set(fk["referred_columns"]) <= set(referred.c.keys()):
+                continue
+            # Column objects, not "table.column" strings: names may hold dots or quotes.
             table.append_constraint(sa.ForeignKeyConstraint(
-                fk["constrained_columns"],
-                [f"{prefix}{fk['referred_table']}.{c}" for c in fk["referred_columns"]],
+                fk["constrained_columns"], [referred.c[c] for c in fk["referred_columns"]],
                 name=fk.get("name"),
             ))
-    return Igny8Schema(metadata, settings, connection.dialect.name)
+    return Igny8Schema(metadata, settings, dialect_of(connection))
+
+
+def _key(schema: str | None, name: str) -> str:
+    return name if schema is None else f"{schema}.{name}"

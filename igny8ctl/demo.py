@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -156,26 +158,46 @@ OPENAI_SETTINGS = {  # account slug -> config; the other tenants rely on the sys
 
 
 def create_demo_database(path: Path, force: bool = False) -> Path:
-    """Create the sandbox at ``path``, replacing an earlier demo but never another file."""
-    if path.exists():
-        if not force and not _is_demo(path):
-            raise ConfigError(f"{path} exists and is not an igny8ctl demo database; "
-                              "choose another path or pass --force")
-        path.unlink()
+    """Create the sandbox at ``path``, replacing an earlier demo but never another file.
+
+    The database is built beside ``path`` and renamed into place, so an interrupted demo
+    leaves nothing half-made, and only a regular file is ever replaced.
+    """
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise ConfigError(f"{path} exists and is not a regular file; choose another path",
+                          key="PATH")
+    if path.exists() and not force and not _is_demo(path):
+        raise ConfigError(f"{path} exists and is not an igny8ctl demo database; "
+                          "choose another path or pass --force", key="PATH")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ConfigError(f"cannot create {path}: directory {parent} does not exist",
+                          key="PATH")
     ddl = resources.files("igny8ctl.schema").joinpath("sqlite.sql").read_text()
-    connection = sqlite3.connect(path)
     try:
-        connection.executescript(ddl)
-        with connection:
-            _seed(connection)
+        descriptor, temporary = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.")
+    except OSError as error:
+        raise ConfigError(f"cannot create {path}: {error.strerror}", key="PATH") from None
+    os.close(descriptor)
+    try:
+        connection = sqlite3.connect(temporary)
+        try:
+            connection.executescript(ddl)
+            with connection:
+                _seed(connection)
+        finally:
+            connection.close()
+        os.replace(temporary, path)
+    except (OSError, sqlite3.Error) as error:
+        raise ConfigError(f"cannot create {path}: {error}", key="PATH") from None
     finally:
-        connection.close()
+        Path(temporary).unlink(missing_ok=True)
     return path
 
 
 def _is_demo(path: Path) -> bool:
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
             found = connection.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MARKER_TABLE,)

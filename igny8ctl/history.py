@@ -6,10 +6,12 @@ import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from igny8ctl.dialects import dialect_of
 from igny8ctl.report import CheckReport
 
 TABLE = "igny8ctl_check_runs"
@@ -35,9 +37,7 @@ def record(connection: Connection, report: CheckReport) -> str:
     """Store one row per finding of ``report`` (in the caller's transaction)."""
     table = check_runs_table()
     if not sa.inspect(connection).has_table(TABLE):
-        if connection.dialect.name == "postgresql":
-            connection.exec_driver_sql(
-                "SELECT pg_advisory_xact_lock(hashtext('igny8ctl_history'))")
+        dialect_of(connection).xact_lock(connection, TABLE)
         table.metadata.create_all(connection, checkfirst=True)
     run_id = report.started_at.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
     rows = [
@@ -49,6 +49,15 @@ def record(connection: Connection, report: CheckReport) -> str:
     if rows:
         connection.execute(sa.insert(table), rows)
     return run_id
+
+
+@dataclass(frozen=True)
+class CheckHistory:
+    """What ``check history`` prints."""
+
+    KIND: ClassVar[str] = "check.history"
+
+    trends: tuple[Trend, ...]
 
 
 @dataclass(frozen=True)

@@ -6,20 +6,21 @@ import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from igny8ctl import __version__
-from igny8ctl.checks.base import CheckResult, Finding, Severity
+from igny8ctl.checks.base import CheckInfo, CheckResult, Finding, Severity
 from igny8ctl.errors import ConfigError
 
-#: Bump on any incompatible change of ``CheckReport.to_dict``; documented in the README.
-REPORT_SCHEMA_VERSION = 1
+#: Report versions ``--baseline`` reads: 1 (before the shared envelope) and the current one.
+BASELINE_VERSIONS = (1, 2)
 
 FAIL_ON_NEVER = "never"
 
 
 @dataclass(frozen=True)
 class CheckReport:
+    KIND: ClassVar[str] = "check.report"
+
     database: str
     started_at: datetime
     duration_s: float
@@ -43,8 +44,6 @@ class CheckReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema_version": REPORT_SCHEMA_VERSION,
-            "tool": {"name": "igny8ctl", "version": __version__},
             "database": self.database,
             "started_at": self.started_at.isoformat(timespec="seconds"),
             "duration_ms": round(self.duration_s * 1000, 1),
@@ -93,26 +92,55 @@ class BaselineEntry:
         return len(self.ids) >= self.count
 
 
+#: Largest count or id a baseline may hold: PostgreSQL's bigint.
+BIGINT_MAX = 2**63 - 1
+#: A baseline larger than this is not a report igny8ctl wrote.
+BASELINE_MAX_BYTES = 256 * 1024 * 1024
+
+
 def load_baseline(path: Path) -> dict[str, BaselineEntry]:
-    """Read the findings of a previous ``--format json`` report, keyed ``check:code``."""
+    """Read the findings of a previous ``--format json`` report, keyed ``check:code``.
+
+    The file is untrusted input: every count and id must be an integer within bigint.
+    """
+    invalid = ConfigError(f"baseline {path} is not an igny8ctl JSON check report",
+                          key="--baseline")
     try:
-        document = json.loads(path.read_text())
-        if document.get("schema_version") != REPORT_SCHEMA_VERSION:
-            raise ConfigError(
-                f"baseline {path} has report schema_version "
-                f"{document.get('schema_version')!r}; expected {REPORT_SCHEMA_VERSION}"
-            )
-        return {
-            f"{check['id']}:{finding['code']}": BaselineEntry(
-                int(finding["count"]), frozenset(int(i) for i in finding["sample_ids"])
-            )
-            for check in document["checks"]
-            for finding in check["findings"]
-        }
+        if path.stat().st_size > BASELINE_MAX_BYTES:
+            raise invalid
+        document = json.loads(path.read_bytes())
     except OSError as exc:
-        raise ConfigError(f"cannot read baseline {path}: {exc.strerror}") from None
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise ConfigError(f"baseline {path} is not an igny8ctl JSON report") from None
+        raise ConfigError(f"cannot read baseline {path}: {exc.strerror}",
+                          key="--baseline") from None
+    except (ValueError, RecursionError):
+        raise invalid from None
+    if not isinstance(document, dict) or not isinstance(document.get("checks"), list):
+        raise invalid
+    if document.get("schema_version") not in BASELINE_VERSIONS or document.get(
+            "kind", "check.report") != "check.report":
+        raise ConfigError(
+            f"baseline {path} is not an igny8ctl check report of schema_version "
+            f"{' or '.join(map(str, BASELINE_VERSIONS))}", key="--baseline")
+    entries = {}
+    for check in document["checks"]:
+        findings = check.get("findings") if isinstance(check, dict) else None
+        if not isinstance(findings, list) or not isinstance(check.get("id"), str):
+            raise invalid
+        for finding in findings:
+            if not isinstance(finding, dict) or not isinstance(finding.get("code"), str):
+                raise invalid
+            count, ids = finding.get("count"), finding.get("sample_ids")
+            if not isinstance(count, int) or not _bigint(count) or not isinstance(ids, list) \
+                    or not all(map(_bigint, ids)):
+                raise ConfigError(f"baseline {path}: {check['id']}:{finding['code']} has a "
+                                  "count or id that is not an integer between 0 and "
+                                  f"{BIGINT_MAX}", key="--baseline")
+            entries[f"{check['id']}:{finding['code']}"] = BaselineEntry(count, frozenset(ids))
+    return entries
+
+
+def _bigint(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= BIGINT_MAX
 
 
 def apply_baseline(
@@ -146,3 +174,12 @@ def trim_samples(results: tuple[CheckResult, ...], limit: int) -> tuple[CheckRes
         replace(r, findings=tuple(replace(f, sample=f.sample[:limit]) for f in r.findings))
         for r in results
     )
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """What ``check --list`` prints."""
+
+    KIND: ClassVar[str] = "check.catalogue"
+
+    checks: tuple[CheckInfo, ...]

@@ -133,11 +133,12 @@ def test_history_shows_counts_of_recorded_runs(cli: Cli, seed: Seeder, db_url: s
     seed.user("orphan.three")
     cli("check", "--database-url", db_url, "--record")
     trends = api.check_history(Settings(database_url=db_url), "users.orphaned")
-    assert [count for _, count in trends[0].points] == [2, 2, 3]
+    assert [count for _, count in trends.trends[0].points] == [2, 2, 3]
     table = cli("check", "history", "--database-url", db_url, "-c", "users.orphaned")
     assert table.code == 0 and "users.orphaned" in table.stdout and "▆▆█" in table.stdout
     data = json.loads(cli("check", "history", "--database-url", db_url, "-f", "json").stdout)
-    assert {t["check"] for t in data} >= {"users.orphaned", "clusters.counts"}
+    assert data["kind"] == "check.history"
+    assert {t["check"] for t in data["trends"]} >= {"users.orphaned", "clusters.counts"}
 
 
 def test_repair_policy_from_a_profile(cli: Cli, seed: Seeder, db_url: str,

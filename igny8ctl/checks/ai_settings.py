@@ -3,13 +3,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from igny8ctl.checks.base import Check, CheckContext, Outcome, Severity
-from igny8ctl.db import Igny8Schema, json_text
+from igny8ctl.db import Igny8Schema
 
 
 def usable_openai_settings(schema: Igny8Schema, account_id: sa.ColumnElement[int]) -> sa.Exists:
     """Active ``openai`` settings of ``account_id`` that carry a non-empty api_key."""
     settings = schema.settings
-    api_key = json_text(settings.config, "api_key", schema.dialect)
+    api_key = schema.dialect.json_text(settings.config, "api_key")
     return sa.exists().where(
         settings.account_id == account_id,
         settings.integration_type == "openai",

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from igny8ctl.catalog import AccountColumnState, account_column_state
 from igny8ctl.config import Settings
 from igny8ctl.db import Igny8Schema
+from igny8ctl.dialects import Dialect
 
 
 class Severity(StrEnum):
@@ -52,6 +53,7 @@ class CheckInfo:
     severity: Severity
     rationale: str
     fix: str | None
+    tenant_scoped: bool = True
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ class CheckContext:
     sample_limit: int
 
     @property
-    def dialect(self) -> str:
+    def dialect(self) -> Dialect:
         return self.schema.dialect
 
     @functools.cached_property
@@ -137,11 +139,13 @@ class Check(ABC):
     title: ClassVar[str]
     severity: ClassVar[Severity]
     fix: ClassVar[str | None] = None
+    #: Whether the check's rows belong to tenants (``check --tenant`` restricts it to them).
+    tenant_scoped: ClassVar[bool] = True
 
     @classmethod
     def info(cls) -> CheckInfo:
         return CheckInfo(cls.id, cls.title, cls.severity, inspect.cleandoc(cls.__doc__ or ""),
-                         cls.fix)
+                         cls.fix, cls.tenant_scoped)
 
     @abstractmethod
     def run(self, context: CheckContext) -> Outcome:

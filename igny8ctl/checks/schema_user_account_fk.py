@@ -15,13 +15,13 @@ class SchemaUserAccountFk(Check):
     title = "user.account_id has no valid foreign key"
     severity = Severity.WARNING
     fix = "igny8ctl migrate apply"
+    tenant_scoped = False
 
     def run(self, context: CheckContext) -> Outcome:
         state = context.account_column
         if state.valid_foreign_key:
             detail = f"foreign key {state.valid_foreign_key.name}"
-            if context.dialect == "sqlite":
-                detail += " (enforced only where PRAGMA foreign_keys is on)"
+            detail += context.dialect.foreign_key_note
             return Outcome([self.finding("missing", 0, (), "valid")], detail=detail)
         if state.foreign_keys:
             name = state.foreign_keys[0].name

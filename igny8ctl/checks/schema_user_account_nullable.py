@@ -15,6 +15,7 @@ class SchemaUserAccountNullable(Check):
     title = "user.account_id allows NULL"
     severity = Severity.WARNING
     fix = "igny8ctl migrate apply"
+    tenant_scoped = False
 
     def run(self, context: CheckContext) -> Outcome:
         user = context.schema.user

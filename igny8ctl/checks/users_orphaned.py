@@ -17,6 +17,7 @@ class UsersOrphaned(Check):
     title = "Users without an account"
     severity = Severity.ERROR
     fix = "igny8ctl fix orphaned-users --strategy create-account"
+    tenant_scoped = False
 
     def run(self, context: CheckContext) -> Outcome:
         user = context.schema.user

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import json
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -14,18 +12,26 @@ import typer
 from igny8ctl.cli.options import (
     ConfigPath,
     DatabaseUrl,
+    FormatOption,
     Profile,
     load,
-    stdout,
-    write_atomically,
+    output_format_of,
 )
-from igny8ctl.render import Format
+from igny8ctl.errors import ExitCode
+from igny8ctl.render import OutputFormat
 
 if TYPE_CHECKING:
     from igny8ctl.checks import Severity
     from igny8ctl.report import CheckReport
 
 app = typer.Typer(help="Run integrity checks (read-only).", no_args_is_help=False)
+
+#: What each command of this group can print; a test holds the renderer registry to it.
+FORMATS = {
+    "check.report": tuple(OutputFormat),
+    "check.catalogue": (OutputFormat.TABLE, OutputFormat.JSON),
+    "check.history": (OutputFormat.TABLE, OutputFormat.JSON),
+}
 
 
 class FailOn(StrEnum):
@@ -56,13 +62,12 @@ def check(
         "--check", "-c", help="Run only this check id or glob (repeatable).")] = None,
     exclude: Annotated[list[str] | None, typer.Option(
         "--exclude", "-x", help="Skip this check id or glob (repeatable).")] = None,
-    output_format: Annotated[Format, typer.Option("--format", "-f", help="Report format.")]
-    = Format.TABLE,
+    output_format: FormatOption = OutputFormat.TABLE,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write the report to FILE instead of stdout.", dir_okay=False)]
     = None,
     sample: Annotated[int, typer.Option(
-        "--sample", min=0, help="Offending ids to list per finding.")] = 20,
+        "--sample", min=0, max=10_000, help="Offending ids to list per finding.")] = 20,
     fail_on: Annotated[FailOn, typer.Option(
         "--fail-on", help="Exit 1 when findings at or above this severity remain.")]
     = FailOn.ERROR,
@@ -81,16 +86,11 @@ def check(
         return
     from igny8ctl import api
     from igny8ctl.errors import Igny8Error
+    from igny8ctl.render import emit
 
+    output_format = output_format_of(output_format)
     if list_checks:
-        catalogue = api.catalogue()
-        if output_format is Format.JSON:
-            typer.echo(json.dumps([info.__dict__ | {"severity": info.severity.value}
-                                   for info in catalogue], indent=2))
-        else:
-            from igny8ctl.render.human import render_catalogue
-
-            render_catalogue(catalogue, stdout())
+        emit(api.catalogue(), output_format, output)
         return
 
     settings = load(database_url, config, profile)
@@ -104,74 +104,53 @@ def check(
         if metrics_file:
             write_failed_metrics(metrics_file, "check", time.perf_counter() - started)
         raise
-    emit_report(report, output_format, output)
+    emit(report, output_format, output)
+    if output_format is not OutputFormat.TABLE:
+        announce(report)
     if record:
         api.record_checks(settings, report)
     if metrics_file:
         from igny8ctl import metrics
+        from igny8ctl.outputs import write_output
 
-        write_atomically(metrics_file, metrics.render(
+        write_output(metrics_file, metrics.render(
             "check", report, report.duration_s, report.passed,
-            previous=metrics.previous_text(metrics_file)))
-    raise typer.Exit(0 if report.passed else 1)
+            previous=metrics.previous_text(metrics_file)), "--metrics-file")
+    raise typer.Exit(ExitCode.OK if report.passed else ExitCode.FINDINGS)
 
 
 @app.command("history")
 def history(
     check_id: Annotated[str | None, typer.Option(
         "--check", "-c", help="Only this check.", show_default=False)] = None,
-    runs: Annotated[int, typer.Option("--runs", min=1, help="Recorded runs to show.")] = 30,
-    output_format: Annotated[Format, typer.Option("--format", "-f", help="table or json.")]
-    = Format.TABLE,
+    runs: Annotated[int, typer.Option("--runs", min=1, max=10_000,
+                                      help="Recorded runs to show.")] = 30,
+    output_format: FormatOption = OutputFormat.TABLE,
     database_url: DatabaseUrl = None,
     config: ConfigPath = None,
     profile: Profile = None,
 ) -> None:
     """Trend of each check over the runs recorded with check --record."""
     from igny8ctl import api
-    from igny8ctl.render.human import render_trends
+    from igny8ctl.render import emit
 
-    trends = api.check_history(load(database_url, config, profile), check_id, runs)
-    if output_format is Format.JSON:
-        typer.echo(json.dumps([
-            {"check": t.check, "code": t.code, "severity": t.severity,
-             "points": [{"at": at.isoformat(), "count": count} for at, count in t.points]}
-            for t in trends], indent=2))
-    else:
-        render_trends(trends, stdout())
+    output_format = output_format_of(output_format)
+    emit(api.check_history(load(database_url, config, profile), check_id, runs), output_format)
 
 
 def write_failed_metrics(path: Path, job: str, duration_s: float) -> None:
     """Record a run that ended in an error, so an alert on last_run_success fires."""
     from igny8ctl import metrics
+    from igny8ctl.outputs import write_output
 
-    write_atomically(path, metrics.render(job, None, duration_s, False,
-                                          previous=metrics.previous_text(path)))
+    write_output(path, metrics.render(job, None, duration_s, False,
+                                      previous=metrics.previous_text(path)), "--metrics-file")
 
 
-def emit_report(report: CheckReport, output_format: Format, output: Path | None) -> None:
-    """The report to stdout or ``--output``; for machine formats, the verdict to stderr."""
-    from igny8ctl.render import machine_renderers
-    from igny8ctl.render.text import verdict
-
-    if output_format is Format.TABLE:
-        from igny8ctl.render.human import render_report
-
-        if output is None:
-            render_report(report, stdout())
-            return
-        from rich.console import Console
-
-        capture = Console(record=True, width=160, file=io.StringIO(), force_terminal=False)
-        render_report(report, capture)
-        write_atomically(output, capture.export_text())
-        return
-    text = machine_renderers()[output_format](report)
-    if output is None:
-        typer.echo(text, nl=False)
-    else:
-        write_atomically(output, text)
+def announce(report: CheckReport) -> None:
+    """The one-line verdict on stderr, for machine formats whose stdout is the report."""
     from igny8ctl.events import current
+    from igny8ctl.render.text import verdict
 
     current().emit("check.finished", verdict(report),
                    level="info" if report.passed else "warning", passed=report.passed,

@@ -18,11 +18,9 @@ from igny8ctl.cli.options import (
     Yes,
     confirm,
     load,
-    stderr,
     stdin_is_terminal,
-    stdout,
-    write_atomically,
 )
+from igny8ctl.render.console import stderr, stdout
 
 if TYPE_CHECKING:
     from igny8ctl.cluster.base import Progress
@@ -118,7 +116,9 @@ def run(
     with _progress(label) as progress:
         proposal = api.propose_clusters(settings, request, progress, os.environ)
     if save_plan is not None:
-        write_atomically(save_plan, api.cluster_plan_text(proposal))
+        from igny8ctl.outputs import write_output
+
+        write_output(save_plan, api.cluster_plan_text(proposal), "--save-plan")
     _emit(proposal, settings, apply, yes, wait, output_format,
           str(save_plan) if save_plan else None)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from igny8ctl.cli.options import stderr, stdout
+from igny8ctl.render.console import stderr, stdout
 
 
 def demo(

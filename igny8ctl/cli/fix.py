@@ -16,8 +16,9 @@ from igny8ctl.cli.options import (
     Yes,
     confirm,
     load,
-    stdout,
 )
+from igny8ctl.errors import ExitCode
+from igny8ctl.render.console import stdout
 
 app = typer.Typer(help="Repair defects: preview by default, --apply to write; journaled.",
                   no_args_is_help=True)
@@ -99,7 +100,7 @@ def _run(name: str, params: dict[str, Any], database_url: str | None, config: An
     else:
         render_result(result, console)
     if result.remaining:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FINDINGS)
 
 
 def _user_params(strategy: Strategy | None, plan: str, role: str | None, account: str | None,

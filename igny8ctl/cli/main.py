@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
+import traceback
 from typing import Annotated
 
 import typer
 
 from igny8ctl import __version__
 from igny8ctl.cli import check, cluster, demo, fix, migrate, repair
+from igny8ctl.errors import Igny8Error
 from igny8ctl.events import EventLog, LogFormat, configure, current
 
 app = typer.Typer(
@@ -27,7 +30,6 @@ app.add_typer(cluster.app, name="cluster")
 app.command("repair")(repair.repair)
 
 DEBUG_ENV = "IGNY8CTL_DEBUG"
-INTERRUPTED = 130
 
 
 def _show_version(value: bool) -> None:
@@ -57,32 +59,38 @@ def root(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from igny8ctl.errors import ExitCode, Igny8Error
+    from igny8ctl.errors import ExitCode, Interrupted
 
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="igny8ctl", standalone_mode=True)
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else ExitCode.USAGE
-        if code == INTERRUPTED:
-            _fail("interrupted; committed work stays (fix batches resume on the next run)",
-                  code)
+        if code == ExitCode.INTERRUPTED:
+            return _fail(Interrupted("interrupted; committed work stays (fix batches resume on "
+                                     "the next run)"))
         return code
     except Igny8Error as error:
-        _fail(error.message, error.exit_code)
-        return error.exit_code
+        return _fail(error)
     except KeyboardInterrupt:
-        _fail("interrupted", INTERRUPTED)
-        return INTERRUPTED
+        return _fail(Interrupted("interrupted"))
     except Exception as error:
         if os.environ.get(DEBUG_ENV):
-            raise
+            traceback.print_exc()
         detail = str(error).splitlines()[0] if str(error) else ""
-        _fail(f"internal error: {type(error).__name__}: {detail} (rerun with -vv for a "
-              "traceback)")
-        return ExitCode.USAGE
+        return _fail(Igny8Error(f"internal error: {type(error).__name__}: {detail[:300]} "
+                                "(rerun with -vv for a traceback)"))
     return ExitCode.OK
 
 
-def _fail(message: str, exit_code: int = 2) -> None:
-    current().emit("error", message, level="error", exit_code=exit_code)
+def _fail(error: Igny8Error) -> int:
+    """The one place an error becomes output: a stderr line, and JSON if it was asked for."""
+    from igny8ctl.render import OutputFormat, error_json, requested_format
+    from igny8ctl.render.text import printable
+
+    if requested_format() is OutputFormat.JSON:
+        sys.stdout.write(error_json(error))
+        sys.stdout.flush()
+    current().emit("error", printable(error.message), level="error",
+                   exit_code=int(error.exit_code), **error.details)
+    return int(error.exit_code)

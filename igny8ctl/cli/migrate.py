@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from igny8ctl.cli.options import ConfigPath, DatabaseUrl, Profile, Yes, confirm, load, stdout
+from igny8ctl.cli.options import ConfigPath, DatabaseUrl, Profile, Yes, confirm, load
+from igny8ctl.render.console import stdout
 
 if TYPE_CHECKING:
     from igny8ctl.config import Settings

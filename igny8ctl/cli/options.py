@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from rich.console import Console
+from igny8ctl.render import OutputFormat
 
+if TYPE_CHECKING:
     from igny8ctl.config import Settings
 
 DatabaseUrl = Annotated[
@@ -31,6 +29,8 @@ Profile = Annotated[
     typer.Option("--profile", help="Profile of the configuration file (or IGNY8CTL_PROFILE).",
                  show_default=False),
 ]
+FormatOption = Annotated[OutputFormat, typer.Option(
+    "--format", "-f", help="Output format (table, json; check also junit, markdown).")]
 Apply = Annotated[bool, typer.Option("--apply", help="Write the changes (default: preview).")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
@@ -41,16 +41,12 @@ def load(database_url: str | None, config: Path | None, profile: str | None) -> 
     return load_settings(database_url, config, profile)
 
 
-def stdout() -> Console:
-    from rich.console import Console
+def output_format_of(output_format: OutputFormat) -> OutputFormat:
+    """Note the format a command was asked for (errors then come out in it too)."""
+    from igny8ctl.render import request_format
 
-    return Console(soft_wrap=False)
-
-
-def stderr() -> Console:
-    from rich.console import Console
-
-    return Console(stderr=True)
+    request_format(output_format)
+    return output_format
 
 
 def stdin_is_terminal() -> bool:
@@ -59,33 +55,19 @@ def stdin_is_terminal() -> bool:
 
 def confirm(question: str, yes: bool) -> None:
     """Ask on a terminal; refuse without one unless ``--yes`` (cron must say so explicitly)."""
-    from igny8ctl.errors import ConfigError
+    from igny8ctl.errors import ConfigError, Refused
 
     if yes:
         return
     if not stdin_is_terminal():
         raise ConfigError("refusing to write without a terminal to confirm: pass --yes")
-    if not typer.confirm(question, default=False, err=True):
-        raise typer.Exit(1)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so readers never see half a file."""
-    from igny8ctl.errors import ConfigError
+    from igny8ctl.errors import Interrupted
 
     try:
-        descriptor, temporary = tempfile.mkstemp(dir=path.resolve().parent,
-                                                 prefix=f".{path.name}.")
-    except OSError as error:
-        raise ConfigError(f"cannot write {path}: {error.strerror}") from None
-    try:
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except OSError as error:
-        Path(temporary).unlink(missing_ok=True)
-        raise ConfigError(f"cannot write {path}: {error.strerror}") from None
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        confirmed = typer.confirm(question, default=False, err=True)
+    except typer.Abort as abort:
+        if isinstance(abort.__context__, KeyboardInterrupt):
+            raise Interrupted("interrupted at the prompt: nothing was written") from None
+        raise Refused("no answer at the prompt (end of input): nothing was written") from None
+    if not confirmed:
+        raise Refused("not confirmed: nothing was written")

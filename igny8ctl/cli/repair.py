@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from igny8ctl.cli.check import FailOn, MetricsFile, severity_of, write_failed_metrics
-from igny8ctl.cli.options import ConfigPath, DatabaseUrl, Profile, load, write_atomically
+from igny8ctl.cli.options import ConfigPath, DatabaseUrl, Profile, load
+from igny8ctl.errors import ExitCode
 
 
 def repair(
@@ -62,9 +63,11 @@ def repair(
              passed=outcome.passed, repairs=len(outcome.repairs),
              duration_ms=round(duration * 1000, 1))
     if metrics_file:
-        write_atomically(metrics_file, metrics.render(
+        from igny8ctl.outputs import write_output
+
+        write_output(metrics_file, metrics.render(
             "repair", outcome.after, duration, outcome.passed,
             [(r.fix, r.result.rows_changed) for r in outcome.repairs],
-            metrics.previous_text(metrics_file)))
-    raise typer.Exit(0 if outcome.passed else 1)
+            metrics.previous_text(metrics_file)), "--metrics-file")
+    raise typer.Exit(ExitCode.OK if outcome.passed else ExitCode.FINDINGS)
 

@@ -48,10 +48,11 @@ from igny8ctl.db import (
     job_lock,
     read_only,
     reflect,
-    set_timeouts,
 )
+from igny8ctl.dialects import dialect_of
 from igny8ctl.errors import ConfigError, Refused
-from igny8ctl.fixes.journal import Journal, RunInfo
+from igny8ctl.journal.runs import RunInfo
+from igny8ctl.journal.writer import Journal
 
 ENGINES = ("openai", "local")
 SAMPLE = 3
@@ -413,8 +414,8 @@ def apply(settings: Settings, proposal: ClusterProposal, wait_seconds: float = 0
         step = 1
         for number, site in enumerate(sites, 1):
             with connection.begin():
-                set_timeouts(connection, settings.statement_timeout_ms,
-                             settings.lock_timeout_ms)
+                dialect_of(connection).set_timeouts(
+                    connection, settings.statement_timeout_ms, settings.lock_timeout_ms)
                 _verify(connection, schema, tenant, site, applied, run.run_id, lock=True)
                 journal = Journal(connection, run, first_step=step)
                 applied.append(_write_site(connection, schema, journal, tenant, site))

@@ -3,8 +3,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from igny8ctl.db import MappedTable
 from igny8ctl.fixes.base import UPDATE, Fix, Operation
+from igny8ctl.tables import MappedTable
 
 
 class AccountOwners(Fix):

@@ -16,8 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from igny8ctl.config import Settings
-from igny8ctl.db import Igny8Schema, MappedTable
-from igny8ctl.fixes.journal import DELETE, INSERT, UPDATE, Journal, primary_key
+from igny8ctl.db import Igny8Schema
+from igny8ctl.journal.tables import DELETE, INSERT, UPDATE, primary_key
+from igny8ctl.journal.writer import Journal
+from igny8ctl.tables import MappedTable
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class Fix(ABC):
                  params: Mapping[str, Any]) -> None:
         self.schema = schema
         self.settings = settings
-        self.now = now if schema.dialect == "postgresql" else now.replace(tzinfo=None)
+        self.now = schema.dialect.stored_time(now)
         self.params = params
 
     @property

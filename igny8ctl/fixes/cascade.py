@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from igny8ctl.db import Igny8Schema
 from igny8ctl.errors import ConfigError
 from igny8ctl.fixes.base import DELETE, UPDATE, Operation
-from igny8ctl.fixes.journal import primary_key
+from igny8ctl.journal.tables import primary_key
 
 
 def referencing_rows(connection: Connection, schema: Igny8Schema, table: sa.Table,

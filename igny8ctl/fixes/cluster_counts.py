@@ -3,8 +3,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from igny8ctl.checks.clusters_counts import stale_clusters
-from igny8ctl.db import MappedTable
 from igny8ctl.fixes.base import UPDATE, Fix, Operation
+from igny8ctl.tables import MappedTable
 
 
 class ClusterCounts(Fix):

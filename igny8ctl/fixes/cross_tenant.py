@@ -5,8 +5,8 @@ from sqlalchemy.engine import Connection
 
 from igny8ctl.checks.base import CheckContext
 from igny8ctl.checks.tenancy_cross_tenant import TenancyCrossTenant
-from igny8ctl.db import MappedTable
 from igny8ctl.fixes.base import UPDATE, Fix, Operation
+from igny8ctl.tables import MappedTable
 
 
 class CrossTenant(Fix):

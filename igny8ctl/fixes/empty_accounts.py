@@ -3,10 +3,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from igny8ctl.db import MappedTable
 from igny8ctl.errors import ConfigError
 from igny8ctl.fixes.base import Fix, Operation
 from igny8ctl.fixes.cascade import cascade_delete, has_references, referencing_rows
+from igny8ctl.tables import MappedTable
 
 
 class EmptyAccounts(Fix):

@@ -8,12 +8,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from igny8ctl.db import MappedTable
 from igny8ctl.errors import ConfigError
 from igny8ctl.fixes.base import INSERT, UPDATE, Fix, Operation
 from igny8ctl.fixes.cascade import cascade_delete, referencing_rows
-from igny8ctl.fixes.journal import primary_key
-from igny8ctl.slug import slugify_sql
+from igny8ctl.journal.tables import primary_key
+from igny8ctl.tables import MappedTable
 
 
 class Strategy(StrEnum):
@@ -125,15 +124,14 @@ class UserRepair(Fix):
 
     def _create_accounts(self, targets: sa.ColumnElement[bool]) -> list[Operation]:
         user, account = self.schema.user, self.schema.account
-        dialect = self.schema.dialect
         slug_length = getattr(account.slug.type, "length", None) or 50
         name_length = getattr(account.name.type, "length", None) or 150
         owned = sa.exists().where(account.owner_id == user.id)
         full_name = sa.func.trim(user.first_name + " " + user.last_name)
         name = sa.case((full_name != "", full_name), else_=user.username)
         base = sa.func.coalesce(
-            sa.func.nullif(slugify_sql(user.username, slug_length, dialect), ""),
-            sa.func.nullif(slugify_sql(user.email, slug_length, dialect), ""),
+            sa.func.nullif(self.schema.dialect.slugify_sql(user.username, slug_length), ""),
+            sa.func.nullif(self.schema.dialect.slugify_sql(user.email, slug_length), ""),
             "user",
         )
         candidates = (

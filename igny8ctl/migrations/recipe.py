@@ -35,7 +35,8 @@ from igny8ctl.checks.base import CheckContext
 from igny8ctl.checks.users_dangling_account import UsersDanglingAccount
 from igny8ctl.checks.users_orphaned import UsersOrphaned
 from igny8ctl.config import Settings
-from igny8ctl.db import Igny8Schema, reflect, set_timeouts
+from igny8ctl.db import Igny8Schema, reflect
+from igny8ctl.dialects import dialect_of
 from igny8ctl.errors import ConfigError, DatabaseUnavailable, LockBusy, Refused
 from igny8ctl.migrations import MAX_STEPS, SETTINGS, STEP_LOG
 
@@ -413,7 +414,8 @@ def execute(connection: sa.Connection, step: Step, policy: Policy) -> StepRun:
     while True:
         try:
             with _transaction(connection):
-                set_timeouts(connection, policy.statement_timeout_ms, policy.lock_timeout_ms)
+                dialect_of(connection).set_timeouts(connection, policy.statement_timeout_ms,
+                                                    policy.lock_timeout_ms)
                 for statement in step.statements:
                     connection.exec_driver_sql(statement)
             return StepRun(step.key, step.title, attempt, time.perf_counter() - started)

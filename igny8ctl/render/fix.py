@@ -16,7 +16,7 @@ from igny8ctl.render.text import sample_text
 if TYPE_CHECKING:
     from igny8ctl.api import UndoPlan
     from igny8ctl.fixes.base import FixResult, Plan
-    from igny8ctl.fixes.journal import RunSummary
+    from igny8ctl.journal.runs import RunSummary
 
 _ACTION_STYLE = {"insert": "green", "update": "yellow", "delete": "red"}
 

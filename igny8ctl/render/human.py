@@ -1,37 +1,55 @@
-"""The terminal report: a Rich table on a terminal, plain columns when piped."""
+"""The check family for people: a Rich table on a terminal, plain columns when piped."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from igny8ctl.checks import CheckInfo
-from igny8ctl.history import Trend
-from igny8ctl.render.text import finding_rows, verdict
-from igny8ctl.report import CheckReport
+from igny8ctl.render.text import finding_rows, printable, verdict
 
-_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "ok": "green"}
+if TYPE_CHECKING:
+    from igny8ctl.history import CheckHistory
+    from igny8ctl.report import Catalogue, CheckReport
+
+STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "ok": "green"}
+
+
+def safe(text: str) -> str:
+    """Text from outside (names, messages) as Rich markup that prints it literally."""
+    return escape(printable(text))
+
+
+def table(console: Console, *headers: str, right: tuple[str, ...] = (),
+          no_wrap: tuple[str, ...] = ()) -> Table:
+    """A table with igny8ctl's look: boxed on a terminal, plain columns in a pipe."""
+    grid = Table(box=box.SIMPLE_HEAD if console.is_terminal else None, show_edge=False,
+                 pad_edge=False)
+    for header in headers:
+        grid.add_column(header, justify="right" if header in right else "left",
+                        no_wrap=header in no_wrap)
+    return grid
 
 
 def render_report(report: CheckReport, console: Console) -> None:
-    table = Table(box=box.SIMPLE_HEAD if console.is_terminal else None,
-                  show_edge=False, pad_edge=False)
-    for header, justify in (("check", "left"), ("finding", "left"), ("severity", "left"),
-                            ("count", "right"), ("sample ids", "left")):
-        table.add_column(header, justify=justify, no_wrap=header in ("check", "count"))  # type: ignore[arg-type]
+    rows = table(console, "check", "finding", "severity", "count", "sample ids",
+                 right=("count",), no_wrap=("check", "count"))
     for check, finding, severity, count, sample in finding_rows(report):
-        style = _STYLE.get(severity.split()[0], "")
-        table.add_row(check, finding, f"[{style}]{severity}[/]", count, sample)
-    console.print(table)
+        style = STYLE.get(severity.split()[0], "")
+        rows.add_row(safe(check), safe(finding), f"[{style}]{severity}[/]", count, sample)
+    console.print(rows)
     style = "bold green" if report.passed else "bold red"
-    console.print(f"[{style}]{verdict(report)}[/]", highlight=False)
+    console.print(f"[{style}]{safe(verdict(report))}[/]", highlight=False)
 
 
-def render_catalogue(catalogue: list[CheckInfo], console: Console) -> None:
-    for info in catalogue:
-        console.print(f"[bold]{info.id}[/]  [{_STYLE[info.severity.value]}]"
-                      f"{info.severity.value}[/]  {info.title}", highlight=False)
+def render_catalogue(catalogue: Catalogue, console: Console) -> None:
+    for info in catalogue.checks:
+        scope = "" if info.tenant_scoped else "  (not tenant-scoped)"
+        console.print(f"[bold]{info.id}[/]  [{STYLE[info.severity.value]}]"
+                      f"{info.severity.value}[/]  {safe(info.title)}{scope}", highlight=False)
         for line in info.rationale.splitlines():
             console.print(f"    {line}", highlight=False, markup=False)
         console.print()
@@ -47,18 +65,15 @@ def sparkline(counts: list[int]) -> str:
     return "".join(_BARS[round(c / top * (len(_BARS) - 1))] for c in counts)
 
 
-def render_trends(trends: list[Trend], console: Console) -> None:
-    if not trends:
+def render_trends(history: CheckHistory, console: Console) -> None:
+    if not history.trends:
         console.print("No recorded runs: record them with igny8ctl check --record.")
         return
-    table = Table(box=box.SIMPLE_HEAD if console.is_terminal else None, show_edge=False,
-                  pad_edge=False)
-    for header in ("check", "finding", "severity", "runs", "first", "latest", "trend"):
-        table.add_column(header, justify="right" if header in ("runs", "first", "latest")
-                         else "left", no_wrap=True)
-    for trend in trends:
+    headers = ("check", "finding", "severity", "runs", "first", "latest", "trend")
+    rows = table(console, *headers, right=("runs", "first", "latest"), no_wrap=headers)
+    for trend in history.trends:
         counts = [count for _, count in trend.points]
-        style = _STYLE.get(trend.severity, "")
-        table.add_row(trend.check, trend.code, f"[{style}]{trend.severity}[/]",
-                      str(len(counts)), str(counts[0]), str(counts[-1]), sparkline(counts))
-    console.print(table)
+        style = STYLE.get(trend.severity, "")
+        rows.add_row(safe(trend.check), safe(trend.code), f"[{style}]{safe(trend.severity)}[/]",
+                     str(len(counts)), str(counts[0]), str(counts[-1]), sparkline(counts))
+    console.print(rows)

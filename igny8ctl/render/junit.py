@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING
 
-from igny8ctl.report import CheckReport
+from igny8ctl.render.text import printable
+
+if TYPE_CHECKING:
+    from igny8ctl.report import CheckReport
 
 
 def render(report: CheckReport) -> str:
@@ -37,6 +41,11 @@ def render(report: CheckReport) -> str:
             )
     suite.set("failures", str(failures))
     suite.set("errors", "0")
+    for element in suite.iter():
+        # XML 1.0 cannot hold most control characters: show them escaped, like a terminal.
+        element.attrib = {key: printable(value) for key, value in element.attrib.items()}
+        if element.text:
+            element.text = "\n".join(printable(line) for line in element.text.split("\n"))
     ET.indent(suite)
     body = ET.tostring(suite, encoding="unicode")
     return f'<?xml version="1.0" encoding="utf-8"?>\n{body}\n'

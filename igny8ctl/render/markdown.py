@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-from igny8ctl.render.text import finding_rows, verdict
-from igny8ctl.report import CheckReport
+from typing import TYPE_CHECKING
+
+from igny8ctl.render.text import finding_rows, printable, verdict
+
+if TYPE_CHECKING:
+    from igny8ctl.report import CheckReport
 
 
 def render(report: CheckReport) -> str:
     lines = [
         "### igny8ctl check",
         "",
-        f"**{verdict(report)}**",
+        f"**{cell_text(verdict(report))}**",
         "",
         "| check | finding | severity | count | sample |",
         "|---|---|---|---:|---|",
     ]
     for row in finding_rows(report):
-        cells = [cell.replace("|", "\\|") for cell in row]
+        cells = [cell_text(cell) for cell in row]
         lines.append("| `" + cells[0] + "` | " + " | ".join(cells[1:]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def cell_text(text: str) -> str:
+    """Text from outside as one Markdown table cell: no pipes, no HTML, one line."""
+    return (printable(text).replace("\\", "\\\\").replace("|", "\\|")
+            .replace("<", "&lt;").replace(">", "&gt;").replace("`", "\\`"))

@@ -1,8 +1,43 @@
-"""Wording shared by the human renderers (terminal table, markdown)."""
+"""Wording shared by every renderer: listings, verdicts, and text made safe to print.
+
+Names, keywords and messages can come from the database, a plan file or a model, so any
+of them may hold Rich markup, terminal escapes (ANSI, OSC), newlines or lone surrogates;
+``printable`` turns all of those into visible text before anything prints them.
+"""
 
 from __future__ import annotations
 
-from igny8ctl.report import CheckReport
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from igny8ctl.report import CheckReport
+
+#: Listings name this many items, then "(+N more)".
+SHOWN = 10
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char) or (
+        f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def printable(text: str) -> str:
+    """``text`` on one line with control characters and lone surrogates shown escaped."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def listing(items: Iterable[object], total: int | None = None, limit: int = SHOWN) -> str:
+    """The first ``limit`` items, comma-separated, and "(+N more)" for the rest of ``total``."""
+    shown = [str(item) for item in items]
+    total = len(shown) if total is None else total
+    head = ", ".join(shown[:limit])
+    more = total - min(len(shown), limit)
+    return head + (f" (+{more} more)" if more > 0 else "")
 
 
 def finding_rows(report: CheckReport) -> list[tuple[str, str, str, str, str]]:
@@ -20,10 +55,7 @@ def finding_rows(report: CheckReport) -> list[tuple[str, str, str, str, str]]:
 
 
 def sample_text(sample: tuple[int, ...], count: int) -> str:
-    if not sample:
-        return ""
-    more = count - len(sample)
-    return ", ".join(map(str, sample)) + (f" (+{more} more)" if more > 0 else "")
+    return listing(sample, count, limit=len(sample)) if sample else ""
 
 
 def verdict(report: CheckReport) -> str:

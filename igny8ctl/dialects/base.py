@@ -1,0 +1,112 @@
+"""The interface every database igny8ctl supports implements."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection, Engine
+
+    from igny8ctl.catalog import AccountColumnState
+
+
+def quote_identifier(name: str) -> str:
+    """An identifier as SQL text, quoted whatever it holds (both databases double ``"``)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for a named lock."""
+    return int.from_bytes(hashlib.sha256(f"igny8ctl:{name}".encode()).digest()[:8], "big",
+                          signed=True)
+
+
+class Dialect(ABC):
+    """One database's way of doing what igny8ctl needs."""
+
+    name: ClassVar[str]
+    #: Data-modifying CTEs with RETURNING: journal a statement in the same statement.
+    writes_in_ctes: ClassVar[bool]
+    #: Row locks exist (``FOR UPDATE``); without them the write transaction is exclusive.
+    row_locks: ClassVar[bool]
+    #: What to add when saying a foreign key is valid.
+    foreign_key_note: ClassVar[str] = ""
+
+    def quote(self, name: str) -> str:
+        return quote_identifier(name)
+
+    def qualified(self, table: sa.Table) -> str:
+        prefix = f"{self.quote(table.schema)}." if table.schema else ""
+        return prefix + self.quote(table.name)
+
+    @abstractmethod
+    def configure_engine(self, engine: Engine) -> None:
+        """Hook connection setup into a new engine."""
+
+    @abstractmethod
+    def begin_read_only(self, connection: Connection, statement_timeout_ms: int) -> None:
+        """Make the current transaction one read-only snapshot."""
+
+    @abstractmethod
+    def prepare_write(self, connection: Connection) -> None:
+        """Make the next transaction of ``connection`` a writer's (call before it begins)."""
+
+    @abstractmethod
+    def set_timeouts(self, connection: Connection, statement_timeout_ms: int,
+                     lock_timeout_ms: int | None = None) -> None:
+        """Bound the current transaction's statements and lock waits."""
+
+    @abstractmethod
+    def json_text(self, column: sa.ColumnElement[Any], key: str) -> sa.ColumnElement[str]:
+        """One top-level key of a JSON column, as text."""
+
+    @abstractmethod
+    def image_type(self) -> sa.types.TypeEngine[Any]:
+        """The column type of journal row images."""
+
+    @abstractmethod
+    def row_image(self, table: sa.FromClause) -> sa.ColumnElement[Any]:
+        """The whole row of ``table`` as one JSON value."""
+
+    @abstractmethod
+    def image_field(self, image: sa.ColumnElement[Any],
+                    column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+        """One field of a row image, cast back to ``column``'s own type."""
+
+    @abstractmethod
+    def same_image(self, left: sa.ColumnElement[Any],
+                   right: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        """Two row images hold the same values (NULL-safe)."""
+
+    @abstractmethod
+    def slugify_sql(self, text: sa.ColumnElement[Any],
+                    max_length: int) -> sa.ColumnElement[str]:
+        """``igny8ctl.slug.slugify`` computed by the database."""
+
+    def stored_time(self, moment: datetime) -> datetime:
+        """A timestamp as this database's Django columns store it."""
+        return moment
+
+    @abstractmethod
+    def lock_rows(self, query: sa.Select[Any],
+                  of: sa.FromClause | None = None) -> sa.Select[Any]:
+        """``query`` taking row locks on what it reads (``FOR UPDATE``) where they exist."""
+
+    @abstractmethod
+    def xact_lock(self, connection: Connection, name: str) -> None:
+        """Serialise the rest of the transaction with others taking the same name."""
+
+    @abstractmethod
+    def job_lock(self, engine: Engine, name: str,
+                 wait_seconds: float) -> AbstractContextManager[None]:
+        """Hold ``name`` for a whole job; ``LockBusy`` if another run has it."""
+
+    @abstractmethod
+    def account_column(self, connection: Connection, user: sa.Table, column: str,
+                       account: sa.Table) -> AccountColumnState:
+        """What the database itself enforces on ``user.column`` (NOT NULL, keys, checks)."""

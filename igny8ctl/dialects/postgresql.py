@@ -1,0 +1,127 @@
+"""PostgreSQL: snapshots, row locks, advisory locks, jsonb, the system catalog."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.selectable import NamedFromClause
+
+from igny8ctl.catalog import AccountColumnState, Constraint
+from igny8ctl.dialects.base import Dialect, lock_key
+
+
+class PostgreSQL(Dialect):
+    name: ClassVar[str] = "postgresql"
+    writes_in_ctes: ClassVar[bool] = True
+    row_locks: ClassVar[bool] = True
+
+    def configure_engine(self, engine: Engine) -> None:
+        """Connections need nothing beyond the URL's options."""
+
+    def begin_read_only(self, connection: Connection, statement_timeout_ms: int) -> None:
+        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        self.set_timeouts(connection, statement_timeout_ms)
+
+    def prepare_write(self, connection: Connection) -> None:
+        """READ COMMITTED: a locked row's WHERE clause is re-checked against its newest version."""
+
+    def set_timeouts(self, connection: Connection, statement_timeout_ms: int,
+                     lock_timeout_ms: int | None = None) -> None:
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
+        # igny8ctl's statements are short set-based passes; JIT compilation costs more than
+        # it saves on them.
+        connection.exec_driver_sql("SET LOCAL jit = off")
+        if lock_timeout_ms is not None:
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+
+    def json_text(self, column: sa.ColumnElement[Any], key: str) -> sa.ColumnElement[str]:
+        return column.op("->>", return_type=sa.String)(sa.literal(key, sa.String))
+
+    def image_type(self) -> sa.types.TypeEngine[Any]:
+        """``json``, not ``jsonb``: images are written far more often than compared, and
+        ``to_json`` costs less than ``to_jsonb``; comparisons cast to ``jsonb``."""
+        from sqlalchemy.dialects.postgresql import JSON
+
+        return JSON()
+
+    def row_image(self, table: sa.FromClause) -> sa.ColumnElement[Any]:
+        assert isinstance(table, NamedFromClause), table
+        return sa.func.to_json(sa.literal_column(self.quote(table.name)))
+
+    def image_field(self, image: sa.ColumnElement[Any],
+                    column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+        text = image.op("->>", return_type=sa.Text)(sa.literal(column.name, sa.Text))
+        return sa.cast(text, column.type)
+
+    def same_image(self, left: sa.ColumnElement[Any],
+                   right: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        return sa.cast(left, JSONB).is_not_distinct_from(sa.cast(right, JSONB))
+
+    def slugify_sql(self, text: sa.ColumnElement[Any],
+                    max_length: int) -> sa.ColumnElement[str]:
+        collapsed = sa.func.regexp_replace(sa.func.lower(text), "[^a-z0-9]+", "-", "g")
+        trimmed = sa.func.btrim(collapsed, "-")
+        return sa.func.rtrim(sa.func.substr(trimmed, 1, max_length), "-")
+
+    def lock_rows(self, query: sa.Select[Any],
+                  of: sa.FromClause | None = None) -> sa.Select[Any]:
+        return query.with_for_update(of=of) if of is not None else query.with_for_update()
+
+    def xact_lock(self, connection: Connection, name: str) -> None:
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                           {"key": lock_key(name)})
+
+    @contextmanager
+    def job_lock(self, engine: Engine, name: str, wait_seconds: float) -> Iterator[None]:
+        """A session advisory lock on a connection of its own, for the whole job."""
+        from igny8ctl.db import acquire, connect
+
+        key = lock_key(name)
+        with connect(engine) as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            acquire(lambda: bool(connection.scalar(
+                sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key})), name, wait_seconds)
+            try:
+                yield
+            finally:
+                connection.scalar(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+
+    def account_column(self, connection: Connection, user: sa.Table, column: str,
+                       account: sa.Table) -> AccountColumnState:
+        names = {"user": self.qualified(user), "account": self.qualified(account),
+                 "column": column}
+        not_null = bool(connection.scalar(
+            sa.text("SELECT attnotnull FROM pg_attribute "
+                    "WHERE attrelid = to_regclass(:user) AND attname = :column"),
+            names,
+        ))
+        checks = connection.execute(
+            sa.text(
+                "SELECT conname, convalidated FROM pg_constraint "
+                "WHERE conrelid = to_regclass(:user) AND contype = 'c' "
+                "AND regexp_replace(pg_get_expr(conbin, conrelid), '[()\\s\"]', '', 'g') "
+                "= :definition ORDER BY conname"
+            ),
+            {**names, "definition": column.replace('"', "") + "ISNOTNULL"},
+        ).all()
+        foreign_keys = connection.execute(
+            sa.text(
+                "SELECT c.conname, c.convalidated FROM pg_constraint c "
+                "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+                "WHERE c.contype = 'f' AND c.conrelid = to_regclass(:user) "
+                "AND c.confrelid = to_regclass(:account) AND a.attname = :column "
+                "AND cardinality(c.conkey) = 1 ORDER BY c.conname"
+            ),
+            names,
+        ).all()
+        return AccountColumnState(
+            not_null,
+            tuple(Constraint(r.conname, bool(r.convalidated)) for r in checks),
+            tuple(Constraint(r.conname, bool(r.convalidated)) for r in foreign_keys),
+        )

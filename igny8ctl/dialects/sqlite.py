@@ -1,0 +1,133 @@
+"""SQLite: one writer at a time, file locks, JSON text, ``PRAGMA`` catalog reads."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from igny8ctl.catalog import AccountColumnState, Constraint
+from igny8ctl.dialects.base import Dialect
+from igny8ctl.errors import ConfigError
+from igny8ctl.slug import SQLITE_FUNCTION, slugify
+
+#: The connection option that makes the next BEGIN take the write lock at once.
+IMMEDIATE = "igny8ctl_immediate"
+
+
+def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy issue BEGIN itself so transactions (and their locks) are real.
+    dbapi_connection.isolation_level = None
+    dbapi_connection.execute("PRAGMA foreign_keys = ON")
+    dbapi_connection.execute("PRAGMA busy_timeout = 5000")
+    dbapi_connection.create_function(SQLITE_FUNCTION, 2, slugify, deterministic=True)
+
+
+def _on_begin(connection: Connection) -> None:
+    immediate = connection.get_execution_options().get(IMMEDIATE)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class SQLite(Dialect):
+    name: ClassVar[str] = "sqlite"
+    writes_in_ctes: ClassVar[bool] = False
+    row_locks: ClassVar[bool] = False
+    foreign_key_note: ClassVar[str] = " (enforced only where PRAGMA foreign_keys is on)"
+
+    def configure_engine(self, engine: Engine) -> None:
+        sa.event.listen(engine, "connect", _on_connect)
+        sa.event.listen(engine, "begin", _on_begin)
+
+    def begin_read_only(self, connection: Connection, statement_timeout_ms: int) -> None:
+        connection.exec_driver_sql("PRAGMA query_only = ON")
+
+    def prepare_write(self, connection: Connection) -> None:
+        """BEGIN IMMEDIATE: take the database's write lock before the first read, so what a
+        writer reads stays true until it commits."""
+        connection.execution_options(**{IMMEDIATE: True})
+
+    def set_timeouts(self, connection: Connection, statement_timeout_ms: int,
+                     lock_timeout_ms: int | None = None) -> None:
+        """SQLite has no statement timeout; ``busy_timeout`` bounds lock waits."""
+
+    def json_text(self, column: sa.ColumnElement[Any], key: str) -> sa.ColumnElement[str]:
+        path = '$."' + key.replace('"', '\\"') + '"'
+        return sa.func.json_extract(column, path, type_=sa.String)
+
+    def image_type(self) -> sa.types.TypeEngine[Any]:
+        return sa.Text()
+
+    def row_image(self, table: sa.FromClause) -> sa.ColumnElement[Any]:
+        pairs: list[Any] = []
+        for column in table.c:
+            pairs += [sa.literal(column.name), column]
+        return sa.func.json_object(*pairs)
+
+    def image_field(self, image: sa.ColumnElement[Any],
+                    column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+        path = '$."' + column.name.replace('"', '\\"') + '"'
+        return sa.type_coerce(sa.func.json_extract(image, path), column.type)
+
+    def same_image(self, left: sa.ColumnElement[Any],
+                   right: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        return sa.func.json(left).is_not_distinct_from(sa.func.json(right))
+
+    def slugify_sql(self, text: sa.ColumnElement[Any],
+                    max_length: int) -> sa.ColumnElement[str]:
+        slug: sa.ColumnElement[str] = getattr(sa.func, SQLITE_FUNCTION)(
+            text, max_length, type_=sa.String)
+        return slug
+
+    def stored_time(self, moment: datetime) -> datetime:
+        return moment.replace(tzinfo=None)
+
+    def lock_rows(self, query: sa.Select[Any],
+                  of: sa.FromClause | None = None) -> sa.Select[Any]:
+        return query
+
+    def xact_lock(self, connection: Connection, name: str) -> None:
+        """A write transaction already excludes every other writer."""
+
+    @contextmanager
+    def job_lock(self, engine: Engine, name: str, wait_seconds: float) -> Iterator[None]:
+        """An ``flock`` on a file beside the database."""
+        from igny8ctl.db import acquire
+
+        database = engine.url.database or "igny8ctl"
+        path = f"{database}.igny8ctl-{name.replace('/', '_')}.lock"
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as error:
+            raise ConfigError(f"cannot create the lock file {path} beside the SQLite database: "
+                              f"{error.strerror}; igny8ctl writes need a writable directory",
+                              key="database_url") from None
+        try:
+            def try_flock() -> bool:
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return False
+                return True
+
+            acquire(try_flock, name, wait_seconds)
+            yield
+        finally:
+            os.close(descriptor)
+
+    def account_column(self, connection: Connection, user: sa.Table, column: str,
+                       account: sa.Table) -> AccountColumnState:
+        inspector = sa.inspect(connection)
+        not_null = any(c["name"] == column and not c["nullable"]
+                       for c in inspector.get_columns(user.name))
+        keys = tuple(
+            Constraint(fk["name"] or "(unnamed)", True)
+            for fk in inspector.get_foreign_keys(user.name)
+            if fk["constrained_columns"] == [column] and fk["referred_table"] == account.name
+        )
+        return AccountColumnState(not_null, (), keys)
