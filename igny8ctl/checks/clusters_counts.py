@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from igny8ctl.checks.base import Check, CheckContext, Outcome, Severity
@@ -19,6 +21,27 @@ def cluster_totals(schema: Igny8Schema) -> sa.Subquery:
         .group_by(keyword.cluster_id)
         .subquery("totals")
     )
+
+
+def recounted(schema: Igny8Schema, same_tenant: bool = False) -> dict[str, Any]:
+    """Column -> correlated subquery: each cluster's keywords_count and volume, recomputed.
+
+    The one rule for cluster counts (the fixes and the cluster job use it); with
+    ``same_tenant`` only keywords of the cluster's own account count, for writers that are
+    about to detach the others.
+    """
+    keyword, cluster = schema.keyword, schema.cluster
+    members = keyword.table.alias("members")
+    assigned = members.c[keyword.cluster_id.name] == cluster.id
+    if same_tenant:
+        assigned = sa.and_(assigned, members.c[keyword.account_id.name] == cluster.account_id)
+    return {
+        cluster.keywords_count.name: sa.select(sa.func.count()).select_from(members)
+        .where(assigned).scalar_subquery(),
+        cluster.volume.name: sa.select(
+            sa.func.coalesce(sa.func.sum(members.c[keyword.volume.name]), 0))
+        .where(assigned).scalar_subquery(),
+    }
 
 
 def stale_clusters(schema: Igny8Schema) -> sa.Select[tuple[int]]:

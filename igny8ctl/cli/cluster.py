@@ -72,6 +72,10 @@ def run(
         "OPENAI_API_KEY is never read.", show_default=False)] = None,
     no_fallback: Annotated[bool, typer.Option(
         "--no-fallback", help="Never use the system account's settings.")] = False,
+    allow_insecure_base_url: Annotated[bool, typer.Option(
+        "--allow-insecure-base-url",
+        help="Allow plain http:// to a host other than loopback (the key travels in clear).")]
+    = False,
     batch_size: Annotated[int | None, typer.Option(
         "--batch-size", min=1, help="Keywords per request [default: 150, fewer when "
         "max_tokens is small].", show_default=False)] = None,
@@ -108,7 +112,8 @@ def run(
         tenant=tenant, site_id=site, keyword_ids=tuple(keyword_ids or ()),
         all_keywords=all_keywords, engine=engine.value,
         overrides=Overrides(model=model, base_url=base_url, api_key=api_key,
-                            no_fallback=no_fallback),
+                            no_fallback=no_fallback,
+                            allow_insecure_base_url=allow_insecure_base_url),
         batch_size=batch_size, concurrency=concurrency, timeout_s=timeout,
         max_retries=max_retries,
     )

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
+from igny8ctl.checks.clusters_counts import recounted
 from igny8ctl.cluster.base import (
     MIN_KEYWORDS,
     Engine,
@@ -37,7 +38,8 @@ from igny8ctl.cluster.settings import (
     OpenAISettings,
     Overrides,
     Tenant,
-    resolve_openai_settings,
+    openai_settings,
+    resolve_settings_row,
 )
 from igny8ctl.config import Settings
 from igny8ctl.db import (
@@ -184,8 +186,11 @@ def propose(settings: Settings, request: ClusterRequest, progress: Progress | No
         schema = reflect(connection, settings)
         tenant = find_tenant(connection, schema, request.tenant)
         selected, skipped = _select(connection, schema, tenant, request)
-        resolved = None if request.engine == "local" else resolve_openai_settings(
-            connection, schema, tenant, settings.system_account, request.overrides, env)
+        resolution = None if request.engine == "local" else resolve_settings_row(
+            connection, schema, tenant, settings.system_account,
+            request.overrides.no_fallback)
+    resolved = None if resolution is None else openai_settings(
+        resolution, request.overrides, env)
     engine = _engine(request, resolved)
     result = engine.cluster([s.site for s in selected], progress or NoProgress())
     sites = tuple(_site_proposal(s, g) for s, g in zip(selected, result.groupings, strict=True))
@@ -491,12 +496,8 @@ def _write_site(connection: Connection, schema: Igny8Schema, journal: Journal, t
     }, mine)
     assignment.drop(connection)
 
-    members = sa.and_(keyword.cluster_id == cluster.id, keyword.account_id == tenant.id)
     journal.update(cluster.table, {
-        cluster.keywords_count.name: sa.select(sa.func.count()).select_from(keyword.table)
-        .where(members).scalar_subquery(),
-        cluster.volume.name: sa.select(sa.func.coalesce(sa.func.sum(keyword.volume), 0))
-        .where(members).scalar_subquery(),
+        **recounted(schema, same_tenant=True),
         cluster.updated_at.name: now,
     }, sa.and_(cluster.account_id == tenant.id,
                cluster.id.in_(sorted(set(ids.values()) | {int(i) for i in previous}))))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from igny8ctl.checks.clusters_counts import stale_clusters
+from igny8ctl.checks.clusters_counts import recounted, stale_clusters
 from igny8ctl.fixes.base import UPDATE, Fix, Operation
 from igny8ctl.tables import MappedTable
 
@@ -20,14 +20,7 @@ class ClusterCounts(Fix):
         return self.schema.cluster.id.in_(stale_clusters(self.schema))
 
     def operations(self, targets: sa.ColumnElement[bool]) -> list[Operation]:
-        keyword, cluster = self.schema.keyword, self.schema.cluster
-        assigned = keyword.cluster_id == cluster.id
+        cluster = self.schema.cluster
         return [Operation(UPDATE, cluster.table, "recompute keywords_count and volume",
-                          where=targets, values={
-                              cluster.keywords_count.name: sa.select(sa.func.count())
-                              .where(assigned).scalar_subquery(),
-                              cluster.volume.name: sa.select(
-                                  sa.func.coalesce(sa.func.sum(keyword.volume), 0))
-                              .where(assigned).scalar_subquery(),
-                              cluster.updated_at.name: self.now,
-                          })]
+                          where=targets, values={**recounted(self.schema),
+                                                 cluster.updated_at.name: self.now})]

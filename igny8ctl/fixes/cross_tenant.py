@@ -4,6 +4,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from igny8ctl.checks.base import CheckContext
+from igny8ctl.checks.clusters_counts import recounted
 from igny8ctl.checks.tenancy_cross_tenant import TenancyCrossTenant
 from igny8ctl.fixes.base import UPDATE, Fix, Operation
 from igny8ctl.tables import MappedTable
@@ -27,19 +28,12 @@ class CrossTenant(Fix):
 
     def operations(self, targets: sa.ColumnElement[bool]) -> list[Operation]:
         keyword, cluster = self.schema.keyword, self.schema.cluster
-        own = keyword.table.alias("own")
-        same_tenant = sa.and_(own.c[keyword.cluster_id.name] == cluster.id,
-                              own.c[keyword.account_id.name] == cluster.account_id)
         left = sa.select(keyword.cluster_id).where(targets)
         return [
             # Counts first: afterwards the detached keywords no longer point at their cluster.
             Operation(UPDATE, cluster.table, "recompute counts of the clusters they leave",
                       where=cluster.id.in_(left), values={
-                          cluster.keywords_count.name: sa.select(sa.func.count())
-                          .select_from(own).where(same_tenant).scalar_subquery(),
-                          cluster.volume.name: sa.select(sa.func.coalesce(
-                              sa.func.sum(own.c[keyword.volume.name]), 0))
-                          .where(same_tenant).scalar_subquery(),
+                          **recounted(self.schema, same_tenant=True),
                           cluster.updated_at.name: self.now,
                       }),
             Operation(UPDATE, keyword.table, "detach keywords from other tenants' clusters",

@@ -35,7 +35,9 @@ class Result(Protocol):
     KIND: ClassVar[str]
 
 
-RENDERERS: dict[tuple[str, OutputFormat], str] = {
+Registry = dict[tuple[str, OutputFormat], str]
+
+_CHECK: Registry = {
     ("check.report", OutputFormat.TABLE): "igny8ctl.render.human:render_report",
     ("check.report", OutputFormat.JSON): "igny8ctl.render.json_report:render",
     ("check.report", OutputFormat.JUNIT): "igny8ctl.render.junit:render",
@@ -44,6 +46,18 @@ RENDERERS: dict[tuple[str, OutputFormat], str] = {
     ("check.catalogue", OutputFormat.JSON): "igny8ctl.render.json_report:catalogue",
     ("check.history", OutputFormat.TABLE): "igny8ctl.render.human:render_trends",
     ("check.history", OutputFormat.JSON): "igny8ctl.render.json_report:trends",
+}
+
+_FIX: Registry = {}
+
+_MIGRATE: Registry = {}
+
+_CLUSTER: Registry = {}
+
+_DOCTOR: Registry = {}
+
+RENDERERS: Registry = {
+    **_CHECK, **_FIX, **_MIGRATE, **_CLUSTER, **_DOCTOR,
     ("error", OutputFormat.JSON): "igny8ctl.render:error_json",
 }
 
