@@ -77,8 +77,8 @@ def normalize_url(raw: str) -> sa.URL:
 
 def _host_port(hostport: str) -> tuple[str | None, int | None]:
     if hostport.startswith("["):
-        host, _, rest = hostport[1:].partition("]")
-        if rest and not rest.startswith(":"):
+        host, bracket, rest = hostport[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
             raise ValueError(hostport)
         port_text = rest[1:]
     else:

@@ -45,9 +45,8 @@ class TenancyCrossTenant(Check):
             by_child.setdefault(fk.parent.table, []).append(fk)
         findings: list[Finding] = []
         for child, links in by_child.items():
+            # A table without a primary key is still counted; only its ids cannot be listed.
             pk = next(iter(child.primary_key.columns), None)
-            if pk is None:
-                continue
             # One pass over the child table counts every link at once; ids are fetched
             # only for the links that have offenders.
             joined: sa.FromClause = child
@@ -60,9 +59,11 @@ class TenancyCrossTenant(Check):
                                         child.c[tenant].is_distinct_from(parent.c[tenant])))
             counts = context.count_each(joined, crossing)
             for fk, condition, count in zip(links, crossing, counts, strict=True):
-                sample = context.sample(
-                    sa.select(pk).select_from(joined).where(condition)) if count else ()
+                sample = context.sample(sa.select(pk).select_from(joined).where(
+                    condition)) if count and pk is not None else ()
                 code = f"{child.name}.{fk.parent.name}"
-                findings.append(self.finding(code, int(count), sample,
-                                             f"{code} in another tenant"))
+                message = f"{code} in another tenant"
+                if pk is None:
+                    message += f" ({child.name} has no primary key: ids cannot be listed)"
+                findings.append(self.finding(code, int(count), sample, message))
         return Outcome(findings)

@@ -93,6 +93,11 @@ def check(
         emit(api.catalogue(), output_format, output)
         return
 
+    from igny8ctl.outputs import check_target
+
+    for target, option in ((output, "--output"), (metrics_file, "--metrics-file")):
+        if target is not None:
+            check_target(target, option)
     settings = load(database_url, config, profile)
     started = time.perf_counter()
     try:
@@ -105,8 +110,6 @@ def check(
             write_failed_metrics(metrics_file, "check", time.perf_counter() - started)
         raise
     emit(report, output_format, output)
-    if output_format is not OutputFormat.TABLE:
-        announce(report)
     if record:
         api.record_checks(settings, report)
     if metrics_file:
@@ -116,6 +119,8 @@ def check(
         write_output(metrics_file, metrics.render(
             "check", report, report.duration_s, report.passed,
             previous=metrics.previous_text(metrics_file)), "--metrics-file")
+    if output_format is not OutputFormat.TABLE:
+        announce(report)
     raise typer.Exit(ExitCode.OK if report.passed else ExitCode.FINDINGS)
 
 
