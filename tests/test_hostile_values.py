@@ -160,3 +160,20 @@ def test_ctrl_c_at_the_prompt_is_130_within_a_second(demo: str) -> None:
         process.kill()
         os.close(controller)
     assert api.fix_history(Settings(database_url=demo)) == [], "nothing was written"
+
+
+def test_sigterm_while_waiting_for_a_lock_is_130(demo: str) -> None:
+    from igny8ctl.db import create_engine, job_lock
+
+    with job_lock(create_engine(Settings(database_url=demo)), "fix:cluster-counts"):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "igny8ctl", "fix", "cluster-counts", "--apply", "--yes",
+             "--wait", "60", "--database-url", demo],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(3)
+        assert process.poll() is None, "still waiting for the lock"
+        terminated = time.monotonic()
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 130 and time.monotonic() - terminated < 1
+    assert stderr.strip().splitlines()[-1].startswith("igny8ctl: error: interrupted")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 import traceback
 from typing import Annotated
@@ -94,6 +95,9 @@ def invoked_command(argv: list[str]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     from igny8ctl.errors import ExitCode, Interrupted
 
+    # SIGTERM (systemd stopping a unit, a CI timeout) ends a run like Ctrl-C: finally blocks
+    # run, locks are released, the open transaction rolls back.
+    signal.signal(signal.SIGTERM, _terminated)
     argv = sys.argv[1:] if argv is None else argv
     name = None if os.environ.get(_COMPLETION_ENV) else invoked_command(argv)
     command = typer.main.get_command(build_app([name] if name else list(COMMANDS)))
@@ -121,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(Interrupted("interrupted; committed work stays (fix batches resume on "
                                  "the next run)"))
     return code if isinstance(code, int) else ExitCode.OK
+
+
+def _terminated(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _fail(error: Igny8Error) -> int:
