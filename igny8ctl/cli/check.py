@@ -93,10 +93,10 @@ def check(
         emit(api.catalogue(), output_format, output)
         return
 
-    from igny8ctl.outputs import check_target
-
     for target, option in ((output, "--output"), (metrics_file, "--metrics-file")):
         if target is not None:
+            from igny8ctl.outputs import check_target
+
             check_target(target, option)
     settings = load(database_url, config, profile)
     started = time.perf_counter()
