@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from igny8ctl.checks import REGISTRY, Check, CheckResult, Severity
-from igny8ctl.checks.base import CheckContext
+from igny8ctl.checks import REGISTRY, Check, Severity
+from igny8ctl.checks.base import CheckContext, run_check
 from igny8ctl.config import Settings
 from igny8ctl.db import (
+    Igny8Schema,
     connect,
     create_engine,
     display_url,
@@ -47,6 +48,7 @@ from igny8ctl.report import (
 if TYPE_CHECKING:
     from igny8ctl.cluster.base import Progress
     from igny8ctl.cluster.job import ClusterApplied, ClusterProposal, ClusterRequest
+    from igny8ctl.cluster.settings import Tenant
     from igny8ctl.fixes.base import Fix, FixResult, Plan
     from igny8ctl.history import CheckHistory
     from igny8ctl.journal.runs import RunSummary
@@ -88,9 +90,22 @@ def run_checks(
     sample_limit: int = 20,
     fail_on: Severity | None = Severity.ERROR,
     baseline: Path | None = None,
+    tenants: Sequence[str] | None = None,
 ) -> CheckReport:
-    """Run the selected checks in one read-only snapshot and return the report."""
+    """Run the selected checks in one read-only snapshot and return the report.
+
+    ``tenants`` (account slugs or ids) restricts every tenant-scoped check to those
+    accounts' rows; checks whose rows have no tenant are skipped unless ``include`` names
+    them, and then they cover the whole database.
+    """
     checks = select_checks(include, exclude)
+    skipped = tuple(c.info() for c in checks if not c.tenant_scoped) \
+        if tenants and include is None else ()
+    if skipped:
+        checks = [c for c in checks if c.tenant_scoped]
+        if not checks:
+            raise ConfigError("--tenant: no tenant-scoped check is selected (name global "
+                              "checks with --check to run them)", key="--tenant")
     accepted = load_baseline(baseline) if baseline else None
     shown = sample_limit
     if accepted:
@@ -100,16 +115,12 @@ def run_checks(
     engine = create_engine(settings)
     started_at = datetime.now(UTC)
     started = time.perf_counter()
-    results: list[CheckResult] = []
     with read_only(engine, settings) as connection:
-        context = CheckContext(connection, reflect(connection, settings), settings,
-                               sample_limit)
-        for check in checks:
-            check_started = time.perf_counter()
-            outcome = check().run(context)
-            results.append(CheckResult(check.info(), tuple(outcome.findings),
-                                       time.perf_counter() - check_started, outcome.detail))
-    outcome_results = tuple(results)
+        schema = reflect(connection, settings)
+        scope = find_tenants(connection, schema, tenants) if tenants else ()
+        context = CheckContext(connection, schema, settings, sample_limit,
+                               tuple(t.id for t in scope) if tenants else None)
+        outcome_results = tuple(run_check(check, context) for check in checks)
     if accepted is not None:
         outcome_results = trim_samples(apply_baseline(outcome_results, accepted), shown)
     return CheckReport(
@@ -119,7 +130,18 @@ def run_checks(
         results=outcome_results,
         fail_on=fail_on,
         baseline=str(baseline) if baseline else None,
+        tenants=scope,
+        skipped=skipped,
     )
+
+
+def find_tenants(connection: Connection, schema: Igny8Schema,
+                 tenants: Sequence[str]) -> tuple[Tenant, ...]:
+    """Accounts by slug or id, each once, in the order given; an unknown one is a usage
+    error naming it."""
+    from igny8ctl.cluster.job import find_tenant
+
+    return tuple(dict.fromkeys(find_tenant(connection, schema, t) for t in tenants))
 
 
 def demo(path: Path, force: bool = False) -> tuple[Settings, CheckReport]:

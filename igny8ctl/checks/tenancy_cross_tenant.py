@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from igny8ctl.checks.base import Check, CheckContext, Finding, Outcome, Severity
@@ -51,6 +53,9 @@ class TenancyCrossTenant(Check):
             # One pass over the child table counts every link at once; ids are fetched
             # only for the links that have offenders.
             joined: sa.FromClause = child
+            if context.tenants is not None:
+                touching = _touching(context, child, pk, links).subquery("touching")
+                joined = child.join(touching, touching.c[pk.name] == pk)
             crossing = []
             for index, fk in enumerate(links):
                 parent = fk.column.table.alias(f"parent_{index}")
@@ -66,3 +71,17 @@ class TenancyCrossTenant(Check):
                 findings.append(self.finding(code, int(count), sample,
                                              f"{code} in another tenant"))
         return Outcome(findings)
+
+
+def _touching(context: CheckContext, child: sa.Table, pk: sa.Column[Any],
+              links: list[sa.ForeignKey]) -> sa.CompoundSelect[Any]:
+    """Ids of ``child`` rows a tenant-scoped run covers: the tenants' own rows, and rows of
+    any tenant whose parent is one of theirs (each end of a link concerns its tenant)."""
+    tenant = context.schema.tenant_column
+    parts = [context.restrict(sa.select(pk), child.c[tenant])]
+    for index, fk in enumerate(links):
+        parent = fk.column.table.alias(f"scope_{index}")
+        parts.append(context.restrict(
+            sa.select(pk).select_from(child.join(parent, fk.parent == parent.c[fk.column.name])),
+            parent.c[tenant]))
+    return sa.union(*parts)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from igny8ctl.render.text import finding_rows, printable, verdict
+from igny8ctl.render.text import finding_rows, printable, scope_lines, verdict
 
 if TYPE_CHECKING:
     from igny8ctl.report import CheckReport
@@ -16,6 +16,7 @@ def render(report: CheckReport) -> str:
         "",
         f"**{cell_text(verdict(report))}**",
         "",
+        *(line for scope in scope_lines(report) for line in (cell_text(scope), "")),
         "| check | finding | severity | count | sample |",
         "|---|---|---|---:|---|",
     ]
