@@ -5,8 +5,8 @@ Checks: ``catalogue``, ``run_checks``. Fixes: ``plan_fix``, ``apply_fix``, ``fix
 ``check_history``. Clustering: ``propose_clusters``, ``apply_clusters``,
 ``load_cluster_plan``, ``cluster_plan_text``. Migrations: ``migration_status``,
 ``apply_migration``, ``migration_sql``, ``downgrade_migration``, ``generate_migration``.
-Clustering and migrations import their modules on use, so ``check`` never loads the
-cluster job, openai or Alembic.
+Support: ``doctor_user``, ``doctor_tenant``. Clustering, migrations and the doctor import
+their modules on use, so ``check`` never loads the cluster job, openai or Alembic.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from igny8ctl.cluster.base import Progress
     from igny8ctl.cluster.job import ClusterApplied, ClusterProposal, ClusterRequest
     from igny8ctl.cluster.settings import Tenant
+    from igny8ctl.doctor.base import TenantDiagnosis, UserDiagnosis
     from igny8ctl.fixes.base import Fix, FixResult, Plan
     from igny8ctl.history import CheckHistory
     from igny8ctl.journal.runs import RunSummary
@@ -475,9 +476,27 @@ def generate_migration(settings: Settings, directory: Path, force: bool = False)
     return runner.generate(settings, directory, force)
 
 
+# -- support: why can't this user or tenant use auto-cluster? (read-only) -----------------
+
+
+def doctor_user(settings: Settings, user: str) -> UserDiagnosis:
+    """Replay what igny8 does for one user (id, username or email), step by step."""
+    from igny8ctl.doctor.run import diagnose_user
+
+    return diagnose_user(settings, user)
+
+
+def doctor_tenant(settings: Settings, tenant: str) -> TenantDiagnosis:
+    """The same steps for one account as a whole (slug or id)."""
+    from igny8ctl.doctor.run import diagnose_tenant
+
+    return diagnose_tenant(settings, tenant)
+
+
 __all__ = [
     "apply_clusters", "apply_fix", "apply_migration", "apply_undo", "catalogue",
-    "check_history", "cluster_plan_text", "demo", "downgrade_migration", "fix_history",
-    "generate_migration", "load_cluster_plan", "migration_sql", "migration_status",
-    "plan_fix", "plan_undo", "propose_clusters", "record_checks", "repair", "run_checks",
+    "check_history", "cluster_plan_text", "demo", "doctor_tenant", "doctor_user",
+    "downgrade_migration", "fix_history", "generate_migration", "load_cluster_plan",
+    "migration_sql", "migration_status", "plan_fix", "plan_undo", "propose_clusters",
+    "record_checks", "repair", "run_checks",
 ]

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from igny8ctl import __version__
-from igny8ctl.cli import check, cluster, demo, fix, migrate, repair
+from igny8ctl.cli import check, cluster, demo, doctor, fix, migrate, repair
 from igny8ctl.errors import Igny8Error
 from igny8ctl.events import EventLog, LogFormat, configure, current
 
@@ -27,6 +27,7 @@ app.add_typer(check.app, name="check")
 app.add_typer(fix.app, name="fix")
 app.add_typer(migrate.app, name="migrate")
 app.add_typer(cluster.app, name="cluster")
+app.add_typer(doctor.app, name="doctor")
 app.command("repair")(repair.repair)
 
 DEBUG_ENV = "IGNY8CTL_DEBUG"

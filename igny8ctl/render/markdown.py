@@ -16,7 +16,7 @@ def render(report: CheckReport) -> str:
         "",
         f"**{cell_text(verdict(report))}**",
         "",
-        *(line for scope in scope_lines(report) for line in (cell_text(scope), "")),
+        *(line for scope in scope_lines(report) for line in (inline_text(scope), "")),
         "| check | finding | severity | count | sample |",
         "|---|---|---|---:|---|",
     ]
@@ -30,3 +30,13 @@ def cell_text(text: str) -> str:
     """Text from outside as one Markdown table cell: no pipes, no HTML, one line."""
     return (printable(text).replace("\\", "\\\\").replace("|", "\\|")
             .replace("<", "&lt;").replace(">", "&gt;").replace("`", "\\`"))
+
+
+_INLINE = str.maketrans({char: "\\" + char for char in "\\`*_[]|~"}
+                        | {"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def inline_text(text: str) -> str:
+    """Text from outside as inline Markdown shown literally: one line, and no emphasis,
+    link, code, HTML, entity or table cell boundary it could open."""
+    return printable(text).translate(_INLINE)
