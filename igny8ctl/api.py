@@ -118,7 +118,7 @@ def run_checks(
     started = time.perf_counter()
     with read_only(engine, settings) as connection:
         schema = reflect(connection, settings)
-        scope = find_tenants(connection, schema, tenants) if tenants else ()
+        scope = _find_tenants(connection, schema, tenants) if tenants else ()
         context = CheckContext(connection, schema, settings, sample_limit,
                                tuple(t.id for t in scope) if tenants else None)
         outcome_results = tuple(run_check(check, context) for check in checks)
@@ -136,8 +136,8 @@ def run_checks(
     )
 
 
-def find_tenants(connection: Connection, schema: Igny8Schema,
-                 tenants: Sequence[str]) -> tuple[Tenant, ...]:
+def _find_tenants(connection: Connection, schema: Igny8Schema,
+                  tenants: Sequence[str]) -> tuple[Tenant, ...]:
     """Accounts by slug or id, each once, in the order given; an unknown one is a usage
     error naming it."""
     from igny8ctl.cluster.job import find_tenant

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -56,12 +57,12 @@ def world(seed: Seeder) -> Ids:
             "pending": pending[0], "other": other, "other_cluster": other_cluster}
 
 
-def doctor(cli: Cli, seed: Seeder, *args: str) -> tuple[Result, dict]:  # type: ignore[type-arg]
+def doctor(cli: Cli, seed: Seeder, *args: str) -> tuple[Result, dict[str, Any]]:
     result = cli("doctor", *args, "--database-url", seed.url, "--format", "json")
     return result, json.loads(result.stdout)
 
 
-def statuses(document: dict) -> dict[str, Status]:  # type: ignore[type-arg]
+def statuses(document: dict[str, Any]) -> dict[str, Status]:
     return {step["id"]: Status(step["status"]) for step in document["steps"]}
 
 

@@ -16,6 +16,13 @@ import sqlalchemy as sa
 
 from igny8ctl.checks import REGISTRY, CheckResult, Severity
 from igny8ctl.cluster.base import MIN_KEYWORDS
+from igny8ctl.cluster.settings import (
+    Overrides,
+    Resolution,
+    Tenant,
+    openai_settings,
+    resolve_settings_row,
+)
 from igny8ctl.doctor.base import Observed, Status, Step, UserFacts
 from igny8ctl.doctor.lookup import user_by_id
 from igny8ctl.doctor.probe import Probe
@@ -111,14 +118,6 @@ def tenant_access(probe: Probe) -> Observed:
 
 def ai_settings(probe: Probe) -> Observed:
     """The settings auto-cluster would run with, by cluster's own resolution and validation."""
-    from igny8ctl.cluster.settings import (
-        Overrides,
-        Resolution,
-        Tenant,
-        openai_settings,
-        resolve_settings_row,
-    )
-
     account = probe.account
     if account is None:
         return NO_ACCOUNT

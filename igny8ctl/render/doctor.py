@@ -60,7 +60,7 @@ def _command(result: Diagnosis) -> str:
 def render_table(result: Diagnosis, console: Console) -> None:
     from igny8ctl.render.human import safe, table
 
-    console.print(f"[bold]igny8ctl {_command(result)}[/] {safe(repr(result.query))}: "
+    console.print(f"[bold]{_command(result)}[/] {safe(repr(result.query))}: "
                   f"{safe(subject_line(result))}", highlight=False)
     rows = table(console, "#", "step", "status", "finding", right=("#",),
                  no_wrap=("#", "status"))
