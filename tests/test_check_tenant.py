@@ -194,3 +194,19 @@ def test_tenant_usage_errors(cli: Cli, seed: Seeder, tenants: Ids, args: list[st
                              message: str) -> None:
     result = cli("check", *args, "--database-url", seed.url)
     assert result.code == 2 and message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("output_format", ["table", "json", "junit", "markdown"])
+def test_hostile_tenant_slug_is_printed_safely(cli: Cli, seed: Seeder, tenants: Ids,
+                                               output_format: str) -> None:
+    slug = "[red]x[/]\x1b[2J|<b>\nforged"
+    seed.account(slug)
+    result = cli("check", "--tenant", slug, "--database-url", seed.url, "--format",
+                 output_format)
+    assert result.code in (0, 1), result.stderr
+    assert "\x1b" not in result.stdout + result.stderr
+    assert not any(line.lstrip().startswith("forged") for line in result.stdout.splitlines())
+    if output_format == "json":
+        assert json.loads(result.stdout)["tenants"][0]["slug"] == slug
+    if output_format == "markdown":
+        assert "<b>" not in result.stdout

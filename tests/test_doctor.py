@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -344,8 +346,7 @@ def test_database_unreachable_is_exit_3(cli: Cli) -> None:
 def test_doctor_never_writes(cli: Cli, seed: Seeder, world: Ids) -> None:
     before = seed.dump()
     for args in (("user", "maya"), ("tenant", "acme"), ("user", "MAYA@example.com")):
-        for output_format in ("table", "json", "markdown"):
-            cli("doctor", *args, "--database-url", seed.url, "--format", output_format)
+        assert cli("doctor", *args, "--database-url", seed.url).code in (0, 1)
     assert seed.dump() == before
 
 
@@ -391,3 +392,14 @@ def test_hostile_candidates_are_printed_safely(cli: Cli, seed: Seeder, world: Id
     result = cli("doctor", "user", HOSTILE.lower(), "--database-url", seed.url)
     assert result.code == 2
     assert "\x1b" not in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_doctor_with_a_machine_format_loads_no_heavy_module(seed: Seeder, world: Ids) -> None:
+    script = ("import sys\nfrom igny8ctl.cli.main import main\n"
+              f"code = main(['doctor', 'user', 'maya', '--database-url', {seed.url!r}, "
+              "'--format', 'json'])\n"
+              "print(sorted(m for m in ('openai', 'alembic', 'rich') if m in sys.modules), "
+              "code, file=sys.stderr)")
+    probe = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           timeout=60)
+    assert probe.stderr.strip().splitlines()[-1] == "[] 0", probe.stderr

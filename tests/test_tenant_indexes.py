@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from igny8ctl import api
 from igny8ctl.config import Settings
 from igny8ctl.db import normalize_url
+from tests.conftest import drop_pg_database, new_pg_database, pg_url
 
 ACCOUNTS, USERS_PER_ACCOUNT = 2000, 10
 TABLES = {"igny8_core_auth_user", "igny8_core_auth_account", "igny8_core_auth_site",
@@ -60,12 +61,15 @@ BUILD = [
 Statement = tuple[str, Any]
 
 
-@pytest.fixture
-def large(postgres_url: str) -> str:
-    with psycopg.connect(postgres_url, autocommit=True) as connection:
+@pytest.fixture(scope="module")
+def large(pg_template: str) -> Iterator[str]:
+    """Built once for the module: every test here only reads it."""
+    name = new_pg_database(pg_template)
+    with psycopg.connect(pg_url(name), autocommit=True) as connection:
         for statement in BUILD:
             connection.execute(statement)  # type: ignore[arg-type]
-    return postgres_url
+    yield pg_url(name)
+    drop_pg_database(name)
 
 
 def captured(action: Callable[[], object]) -> list[Statement]:
