@@ -221,6 +221,8 @@ def _read_config(config_path: Path | None) -> tuple[dict[str, Any], dict[str, di
         if config_path is not None:
             raise ConfigError(f"configuration file {path} does not exist", key="--config")
         return {}, {}
+    if not path.is_file():
+        raise ConfigError(f"configuration file {path} is not a regular file", key="--config")
     try:
         with path.open("rb") as handle:
             document = tomllib.load(handle)

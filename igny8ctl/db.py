@@ -77,8 +77,8 @@ def normalize_url(raw: str) -> sa.URL:
 
 def _host_port(hostport: str) -> tuple[str | None, int | None]:
     if hostport.startswith("["):
-        host, _, rest = hostport[1:].partition("]")
-        if rest and not rest.startswith(":"):
+        host, bracket, rest = hostport[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
             raise ValueError(hostport)
         port_text = rest[1:]
     else:
@@ -169,6 +169,8 @@ def describe_db_error(error: sa_exc.DBAPIError, engine: Engine | None = None,
     connection_failed = error.connection_invalidated or (
         sqlstate is None and isinstance(error, sa_exc.OperationalError)
         and ("connection" in text.lower() or "could not" in text.lower()))
+    if engine is not None:
+        text += dialect_of(engine).error_hint(original)
     if connection_failed or (sqlstate or "").startswith(("08", "28", "3D")):
         message = f"cannot connect to the database: {text}{where}"
     else:

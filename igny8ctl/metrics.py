@@ -56,8 +56,10 @@ def render(job: str, report: CheckReport | None, duration_s: float, success: boo
 
 
 def previous_text(path: Path) -> str:
+    """The last textfile, to carry its last-success time over; only ever a regular file
+    (reading a FIFO or a device would block or read garbage)."""
     try:
-        return path.read_text()
+        return path.read_text(errors="replace") if path.is_file() else ""
     except OSError:
         return ""
 

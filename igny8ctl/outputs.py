@@ -45,12 +45,26 @@ def write_output(path: Path, text: str, option: str = "--output") -> None:
         _in_place(path, data, option, link.st_mode)
 
 
+def check_target(path: Path, option: str = "--output") -> None:
+    """Refuse, before any work is done, a path ``write_output`` could never write."""
+    if path.is_symlink() and not path.exists():
+        raise ConfigError(f"cannot write {option} {path}: it is a symlink to nothing",
+                          key=option)
+    if path.is_dir():
+        raise ConfigError(f"cannot write {option} {path}: it is a directory", key=option)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not path.exists() and not parent.is_dir():
+        raise ConfigError(f"cannot write {option} {path}: directory {parent} does not exist",
+                          key=option)
+
+
 def _replace(path: Path, data: bytes, option: str, mode: int | None) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     try:
         descriptor, temporary = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.")
     except OSError as error:
-        raise _error(path, option, error) from None
+        raise ConfigError(f"cannot write {option} {path}: cannot create a file in {parent} "
+                          f"({error.strerror})", key=option) from None
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)

@@ -164,6 +164,24 @@ def test_cross_tenant_covers_new_tenant_tables(
     assert finding(report, "tenancy.cross-tenant:writer_briefs.cluster_id") == (1, (1,))
 
 
+def test_a_tenant_table_without_primary_key_is_counted_not_skipped(
+    db_url: str, seed: Seeder, clean: dict[str, int]
+) -> None:
+    seed.execute(
+        "CREATE TABLE keyword_notes (account_id bigint NOT NULL "
+        "REFERENCES igny8_core_auth_account (id), keyword_id bigint "
+        "REFERENCES planner_keywords (id))"
+    )
+    other = seed.account("other")
+    theirs = seed.keyword(other, seed.site(other, "Other"), "their keyword")
+    seed.execute("INSERT INTO keyword_notes VALUES (:a, :k), (:a, :k)", a=clean["acme"], k=theirs)
+    report = run(db_url, "tenancy.cross-tenant")
+    assert finding(report, "tenancy.cross-tenant:keyword_notes.keyword_id") == (2, ())
+    result = next(r for r in report.results if r.info.id == "tenancy.cross-tenant")
+    message = next(f.message for f in result.findings if f.code == "keyword_notes.keyword_id")
+    assert "no primary key" in message and not report.passed
+
+
 def test_ai_settings_fallback_is_visible(
     db_url: str, seed: Seeder, clean: dict[str, int]
 ) -> None:

@@ -47,29 +47,37 @@ class TenancyCrossTenant(Check):
             by_child.setdefault(fk.parent.table, []).append(fk)
         findings: list[Finding] = []
         for child, links in by_child.items():
+            # A table without a primary key is still counted; only its ids cannot be listed.
             pk = next(iter(child.primary_key.columns), None)
-            if pk is None:
-                continue
             # One pass over the child table counts every link at once; ids are fetched
             # only for the links that have offenders.
             joined: sa.FromClause = child
-            if context.tenants is not None:
+            if context.tenants is not None and pk is not None:
                 touching = _touching(context, child, pk, links).subquery("touching")
                 joined = child.join(touching, touching.c[pk.name] == pk)
             crossing = []
+            parents = []
             for index, fk in enumerate(links):
                 parent = fk.column.table.alias(f"parent_{index}")
+                parents.append(parent)
                 joined = joined.outerjoin(parent, fk.parent == parent.c[fk.column.name])
                 # NULL-safe: an orphaned user as a parent is in no tenant, so not the child's.
                 crossing.append(sa.and_(parent.c[fk.column.name].is_not(None),
                                         child.c[tenant].is_distinct_from(parent.c[tenant])))
+            if context.tenants is not None and pk is None:
+                # No key to gather the touching rows by: filter the one pass instead.
+                touches = sa.or_(child.c[tenant].in_(context.tenants),
+                                 *(parent.c[tenant].in_(context.tenants) for parent in parents))
+                crossing = [sa.and_(condition, touches) for condition in crossing]
             counts = context.count_each(joined, crossing)
             for fk, condition, count in zip(links, crossing, counts, strict=True):
-                sample = context.sample(
-                    sa.select(pk).select_from(joined).where(condition)) if count else ()
+                sample = context.sample(sa.select(pk).select_from(joined).where(
+                    condition)) if count and pk is not None else ()
                 code = f"{child.name}.{fk.parent.name}"
-                findings.append(self.finding(code, int(count), sample,
-                                             f"{code} in another tenant"))
+                message = f"{code} in another tenant"
+                if pk is None:
+                    message += f" ({child.name} has no primary key: ids cannot be listed)"
+                findings.append(self.finding(code, int(count), sample, message))
         return Outcome(findings)
 
 

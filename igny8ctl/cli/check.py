@@ -101,6 +101,11 @@ def check(
 
         raise ConfigError(f"{'--record' if record else '--metrics-file'} stores whole-database "
                           "counts: it cannot be combined with --tenant", key="--tenant")
+    from igny8ctl.outputs import check_target
+
+    for target, option in ((output, "--output"), (metrics_file, "--metrics-file")):
+        if target is not None:
+            check_target(target, option)
     settings = load(database_url, config, profile)
     started = time.perf_counter()
     try:
@@ -113,8 +118,6 @@ def check(
             write_failed_metrics(metrics_file, "check", time.perf_counter() - started)
         raise
     emit(report, output_format, output)
-    if output_format is not OutputFormat.TABLE:
-        announce(report)
     if record:
         api.record_checks(settings, report)
     if metrics_file:
@@ -124,6 +127,8 @@ def check(
         write_output(metrics_file, metrics.render(
             "check", report, report.duration_s, report.passed,
             previous=metrics.previous_text(metrics_file)), "--metrics-file")
+    if output_format is not OutputFormat.TABLE:
+        announce(report)
     raise typer.Exit(ExitCode.OK if report.passed else ExitCode.FINDINGS)
 
 

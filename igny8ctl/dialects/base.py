@@ -88,6 +88,10 @@ class Dialect(ABC):
                     max_length: int) -> sa.ColumnElement[str]:
         """``igny8ctl.slug.slugify`` computed by the database."""
 
+    def error_hint(self, error: BaseException | None) -> str:
+        """What the operator can do about a driver error, when the error alone does not say."""
+        return ""
+
     def stored_time(self, moment: datetime) -> datetime:
         """A timestamp as this database's Django columns store it."""
         return moment

@@ -84,6 +84,13 @@ class SQLite(Dialect):
             text, max_length, type_=sa.String)
         return slug
 
+    def error_hint(self, error: BaseException | None) -> str:
+        name = getattr(error, "sqlite_errorname", "")
+        if name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY")):
+            return ("; SQLite writes a journal file beside the database: is its directory "
+                    "writable?")
+        return ""
+
     def stored_time(self, moment: datetime) -> datetime:
         return moment.replace(tzinfo=None)
 
