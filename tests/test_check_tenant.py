@@ -210,3 +210,19 @@ def test_hostile_tenant_slug_is_printed_safely(cli: Cli, seed: Seeder, tenants: 
         assert json.loads(result.stdout)["tenants"][0]["slug"] == slug
     if output_format == "markdown":
         assert "<b>" not in result.stdout
+
+
+def test_a_table_without_primary_key_is_restricted_too(seed: Seeder, tenants: Ids) -> None:
+    seed.execute("CREATE TABLE keyword_notes (account_id bigint NOT NULL REFERENCES "
+                 "igny8_core_auth_account (id), keyword_id bigint "
+                 "REFERENCES planner_keywords (id))")
+    theirs = seed.scalar("SELECT id FROM planner_keywords WHERE keyword = 'gamma keyword'")
+    seed.execute("INSERT INTO keyword_notes VALUES (:a, :k), (:b, :k), (:b, :k)",
+                 a=tenants["alpha"], b=tenants["beta"], k=theirs)
+    key = "tenancy.cross-tenant:keyword_notes.keyword_id"
+
+    def count(*slugs: str) -> int:
+        report = scoped(seed, *slugs)
+        return sum(f.count for r in report.results for f in r.findings if f.key == key)
+
+    assert (count("alpha"), count("beta"), count("gamma")) == (1, 2, 3)
