@@ -5,15 +5,15 @@ Checks: ``catalogue``, ``run_checks``. Fixes: ``plan_fix``, ``apply_fix``, ``fix
 ``check_history``. Clustering: ``propose_clusters``, ``apply_clusters``,
 ``load_cluster_plan``, ``cluster_plan_text``. Migrations: ``migration_status``,
 ``apply_migration``, ``migration_sql``, ``downgrade_migration``, ``generate_migration``.
-Clustering and migrations import their modules on use, so ``check`` never loads the
-cluster job, openai or Alembic.
+Support: ``doctor_user``, ``doctor_tenant``. Clustering, migrations and the doctor import
+their modules on use, so ``check`` never loads the cluster job, openai or Alembic.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from igny8ctl.checks import REGISTRY, Check, CheckResult, Severity
-from igny8ctl.checks.base import CheckContext
+from igny8ctl.checks import REGISTRY, Check, Severity
+from igny8ctl.checks.base import CheckContext, run_check
 from igny8ctl.config import Settings
 from igny8ctl.db import (
+    Igny8Schema,
     connect,
     create_engine,
     display_url,
@@ -47,6 +48,8 @@ from igny8ctl.report import (
 if TYPE_CHECKING:
     from igny8ctl.cluster.base import Progress
     from igny8ctl.cluster.job import ClusterApplied, ClusterProposal, ClusterRequest
+    from igny8ctl.cluster.settings import Tenant
+    from igny8ctl.doctor.base import TenantDiagnosis, UserDiagnosis
     from igny8ctl.fixes.base import Fix, FixResult, Plan
     from igny8ctl.history import CheckHistory
     from igny8ctl.journal.runs import RunSummary
@@ -88,9 +91,22 @@ def run_checks(
     sample_limit: int = 20,
     fail_on: Severity | None = Severity.ERROR,
     baseline: Path | None = None,
+    tenants: Sequence[str] | None = None,
 ) -> CheckReport:
-    """Run the selected checks in one read-only snapshot and return the report."""
+    """Run the selected checks in one read-only snapshot and return the report.
+
+    ``tenants`` (account slugs or ids) restricts every tenant-scoped check to those
+    accounts' rows; checks whose rows have no tenant are skipped unless ``include`` names
+    them, and then they cover the whole database.
+    """
     checks = select_checks(include, exclude)
+    skipped = tuple(c.info() for c in checks if not c.tenant_scoped) \
+        if tenants and include is None else ()
+    if skipped:
+        checks = [c for c in checks if c.tenant_scoped]
+        if not checks:
+            raise ConfigError("--tenant: no tenant-scoped check is selected (name global "
+                              "checks with --check to run them)", key="--tenant")
     accepted = load_baseline(baseline) if baseline else None
     shown = sample_limit
     if accepted:
@@ -100,16 +116,12 @@ def run_checks(
     engine = create_engine(settings)
     started_at = datetime.now(UTC)
     started = time.perf_counter()
-    results: list[CheckResult] = []
     with read_only(engine, settings) as connection:
-        context = CheckContext(connection, reflect(connection, settings), settings,
-                               sample_limit)
-        for check in checks:
-            check_started = time.perf_counter()
-            outcome = check().run(context)
-            results.append(CheckResult(check.info(), tuple(outcome.findings),
-                                       time.perf_counter() - check_started, outcome.detail))
-    outcome_results = tuple(results)
+        schema = reflect(connection, settings)
+        scope = _find_tenants(connection, schema, tenants) if tenants else ()
+        context = CheckContext(connection, schema, settings, sample_limit,
+                               tuple(t.id for t in scope) if tenants else None)
+        outcome_results = tuple(run_check(check, context) for check in checks)
     if accepted is not None:
         outcome_results = trim_samples(apply_baseline(outcome_results, accepted), shown)
     return CheckReport(
@@ -119,7 +131,18 @@ def run_checks(
         results=outcome_results,
         fail_on=fail_on,
         baseline=str(baseline) if baseline else None,
+        tenants=scope,
+        skipped=skipped,
     )
+
+
+def _find_tenants(connection: Connection, schema: Igny8Schema,
+                  tenants: Sequence[str]) -> tuple[Tenant, ...]:
+    """Accounts by slug or id, each once, in the order given; an unknown one is a usage
+    error naming it."""
+    from igny8ctl.cluster.job import find_tenant
+
+    return tuple(dict.fromkeys(find_tenant(connection, schema, t) for t in tenants))
 
 
 def demo(path: Path, force: bool = False) -> tuple[Settings, CheckReport]:
@@ -453,9 +476,27 @@ def generate_migration(settings: Settings, directory: Path, force: bool = False)
     return runner.generate(settings, directory, force)
 
 
+# -- support: why can't this user or tenant use auto-cluster? (read-only) -----------------
+
+
+def doctor_user(settings: Settings, user: str) -> UserDiagnosis:
+    """Replay what igny8 does for one user (id, username or email), step by step."""
+    from igny8ctl.doctor.run import diagnose_user
+
+    return diagnose_user(settings, user)
+
+
+def doctor_tenant(settings: Settings, tenant: str) -> TenantDiagnosis:
+    """The same steps for one account as a whole (slug or id)."""
+    from igny8ctl.doctor.run import diagnose_tenant
+
+    return diagnose_tenant(settings, tenant)
+
+
 __all__ = [
     "apply_clusters", "apply_fix", "apply_migration", "apply_undo", "catalogue",
-    "check_history", "cluster_plan_text", "demo", "downgrade_migration", "fix_history",
-    "generate_migration", "load_cluster_plan", "migration_sql", "migration_status",
-    "plan_fix", "plan_undo", "propose_clusters", "record_checks", "repair", "run_checks",
+    "check_history", "cluster_plan_text", "demo", "doctor_tenant", "doctor_user",
+    "downgrade_migration", "fix_history", "generate_migration", "load_cluster_plan",
+    "migration_sql", "migration_status", "plan_fix", "plan_undo", "propose_clusters",
+    "record_checks", "repair", "run_checks",
 ]

@@ -6,15 +6,19 @@ import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from igny8ctl.checks.base import CheckInfo, CheckResult, Finding, Severity
 from igny8ctl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from igny8ctl.cluster.settings import Tenant
 
 #: Report versions ``--baseline`` reads: 1 (before the shared envelope) and the current one.
 BASELINE_VERSIONS = (1, 2)
 
 FAIL_ON_NEVER = "never"
+NOT_TENANT_SCOPED = "not tenant-scoped"
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,10 @@ class CheckReport:
     results: tuple[CheckResult, ...]
     fail_on: Severity | None
     baseline: str | None = None
+    #: The accounts a ``--tenant`` run was restricted to; empty for the whole database.
+    tenants: tuple[Tenant, ...] = ()
+    #: Checks a ``--tenant`` run left out because their rows have no tenant.
+    skipped: tuple[CheckInfo, ...] = ()
 
     @property
     def failing(self) -> list[Finding]:
@@ -50,6 +58,10 @@ class CheckReport:
             "fail_on": self.fail_on.value if self.fail_on else FAIL_ON_NEVER,
             "baseline": self.baseline,
             "passed": self.passed,
+            "tenants": [{"id": t.id, "slug": t.slug} for t in self.tenants]
+            if self.tenants else None,
+            "skipped": [{"id": info.id, "title": info.title, "reason": NOT_TENANT_SCOPED}
+                        for info in self.skipped],
             "checks": [
                 {
                     "id": r.info.id,

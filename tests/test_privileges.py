@@ -22,6 +22,9 @@ READ_ONLY_COMMANDS = [
     ["fix", "cluster-counts"],
     ["fix", "history"],
     ["cluster", "run", "--tenant", "acme", "--engine", "local"],
+    ["check", "--tenant", "acme"],
+    ["doctor", "user", "orphan.one"],
+    ["doctor", "tenant", "acme", "--format", "json"],
 ]
 
 

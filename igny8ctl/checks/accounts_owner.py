@@ -41,6 +41,6 @@ class AccountsOwner(Check):
         ]
         findings = []
         for code, severity, message, query in cases:
-            count, sample = context.count_and_sample(query)
+            count, sample = context.count_and_sample(context.restrict(query, account.id))
             findings.append(self.finding(code, count, sample, message, severity))
         return Outcome(findings)

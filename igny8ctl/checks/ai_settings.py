@@ -57,9 +57,9 @@ class AiSettings(Check):
         fallback_ok = system_id is not None and bool(context.connection.scalar(
             sa.select(usable_openai_settings(schema, sa.literal(system_id)))
         ))
-        without_own = sa.select(account.id).where(
+        without_own = context.restrict(sa.select(account.id).where(
             ~usable_openai_settings(schema, account.id), account.slug != system
-        )
+        ), account.id)
         if fallback_ok:
             count, sample = context.count_and_sample(without_own)
             return Outcome(
@@ -74,8 +74,8 @@ class AiSettings(Check):
         reason = (f"system account {system} does not exist" if not system_ids
                   else f"system account {system} is ambiguous" if len(system_ids) > 1
                   else f"system account {system} has no active openai api_key")
-        count, sample = context.count_and_sample(
-            sa.select(account.id).where(~usable_openai_settings(schema, account.id))
-        )
+        count, sample = context.count_and_sample(context.restrict(
+            sa.select(account.id).where(~usable_openai_settings(schema, account.id)),
+            account.id))
         return Outcome([self.finding("unresolvable", count, sample,
                                      f"no usable settings ({reason})"), ambiguous])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -87,10 +88,21 @@ class CheckContext:
     schema: Igny8Schema
     settings: Settings
     sample_limit: int
+    #: Account ids a tenant-scoped run is restricted to (``check --tenant``, doctor).
+    tenants: tuple[int, ...] | None = None
 
     @property
     def dialect(self) -> Dialect:
         return self.schema.dialect
+
+    def restrict(self, query: sa.Select[Any],
+                 account_id: sa.ColumnElement[Any]) -> sa.Select[Any]:
+        """``query`` limited to rows whose ``account_id`` is a selected tenant's, if any.
+
+        Checks apply it to their root table; the filter goes through the index on
+        ``account_id``, so a scoped run costs what the tenants' rows cost.
+        """
+        return query if self.tenants is None else query.where(account_id.in_(self.tenants))
 
     @functools.cached_property
     def account_column(self) -> AccountColumnState:
@@ -156,3 +168,11 @@ class Check(ABC):
         severity: Severity | None = None,
     ) -> Finding:
         return Finding(self.id, code, severity or self.severity, count, sample, message)
+
+
+def run_check(check: type[Check], context: CheckContext) -> CheckResult:
+    """Run one check and time it."""
+    started = time.perf_counter()
+    outcome = check().run(context)
+    return CheckResult(check.info(), tuple(outcome.findings), time.perf_counter() - started,
+                       outcome.detail)

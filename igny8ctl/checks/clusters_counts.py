@@ -8,16 +8,21 @@ from igny8ctl.checks.base import Check, CheckContext, Outcome, Severity
 from igny8ctl.db import Igny8Schema
 
 
-def cluster_totals(schema: Igny8Schema) -> sa.Subquery:
-    """Per cluster, the number and total volume of the keywords assigned to it."""
+def cluster_totals(schema: Igny8Schema,
+                   clusters: sa.Select[Any] | None = None) -> sa.Subquery:
+    """Per cluster (of ``clusters``, else every one), the number and total volume of the
+    keywords assigned to it."""
     keyword = schema.keyword
+    assigned: sa.ColumnElement[bool] = keyword.cluster_id.is_not(None)
+    if clusters is not None:
+        assigned = sa.and_(assigned, keyword.cluster_id.in_(clusters))
     return (
         sa.select(
             keyword.cluster_id.label("cluster_id"),
             sa.func.count().label("keywords_count"),
             sa.func.coalesce(sa.func.sum(keyword.volume), 0).label("volume"),
         )
-        .where(keyword.cluster_id.is_not(None))
+        .where(assigned)
         .group_by(keyword.cluster_id)
         .subquery("totals")
     )
@@ -44,10 +49,18 @@ def recounted(schema: Igny8Schema, same_tenant: bool = False) -> dict[str, Any]:
     }
 
 
-def stale_clusters(schema: Igny8Schema) -> sa.Select[tuple[int]]:
+def stale_clusters(schema: Igny8Schema,
+                   tenants: tuple[int, ...] | None = None) -> sa.Select[tuple[int]]:
+    """Clusters whose counts disagree with their keywords; only ``tenants``' if given, then
+    read through the indexes on account_id and cluster_id rather than every keyword."""
     cluster = schema.cluster
-    totals = cluster_totals(schema)
-    return (
+    own: sa.Select[Any] | None = None
+    if tenants is not None:
+        scoped = cluster.table.alias("scoped")
+        own = sa.select(scoped.c[cluster.id.name]).where(
+            scoped.c[cluster.account_id.name].in_(tenants))
+    totals = cluster_totals(schema, own)
+    query = (
         sa.select(cluster.id)
         .select_from(cluster.table.outerjoin(totals, totals.c.cluster_id == cluster.id))
         .where(sa.or_(
@@ -55,6 +68,7 @@ def stale_clusters(schema: Igny8Schema) -> sa.Select[tuple[int]]:
             cluster.volume != sa.func.coalesce(totals.c.volume, 0),
         ))
     )
+    return query if tenants is None else query.where(cluster.account_id.in_(tenants))
 
 
 class ClustersCounts(Check):
@@ -71,6 +85,7 @@ class ClustersCounts(Check):
     fix = "igny8ctl fix cluster-counts"
 
     def run(self, context: CheckContext) -> Outcome:
-        count, sample = context.count_and_sample(stale_clusters(context.schema))
+        count, sample = context.count_and_sample(
+            stale_clusters(context.schema, context.tenants))
         return Outcome([self.finding("stale", count, sample,
                                      "stale keywords_count/volume")])

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from igny8ctl.checks.base import Check, CheckContext, Finding, Outcome, Severity
@@ -50,13 +52,23 @@ class TenancyCrossTenant(Check):
             # One pass over the child table counts every link at once; ids are fetched
             # only for the links that have offenders.
             joined: sa.FromClause = child
+            if context.tenants is not None and pk is not None:
+                touching = _touching(context, child, pk, links).subquery("touching")
+                joined = child.join(touching, touching.c[pk.name] == pk)
             crossing = []
+            parents = []
             for index, fk in enumerate(links):
                 parent = fk.column.table.alias(f"parent_{index}")
+                parents.append(parent)
                 joined = joined.outerjoin(parent, fk.parent == parent.c[fk.column.name])
                 # NULL-safe: an orphaned user as a parent is in no tenant, so not the child's.
                 crossing.append(sa.and_(parent.c[fk.column.name].is_not(None),
                                         child.c[tenant].is_distinct_from(parent.c[tenant])))
+            if context.tenants is not None and pk is None:
+                # No key to gather the touching rows by: filter the one pass instead.
+                touches = sa.or_(child.c[tenant].in_(context.tenants),
+                                 *(parent.c[tenant].in_(context.tenants) for parent in parents))
+                crossing = [sa.and_(condition, touches) for condition in crossing]
             counts = context.count_each(joined, crossing)
             for fk, condition, count in zip(links, crossing, counts, strict=True):
                 sample = context.sample(sa.select(pk).select_from(joined).where(
@@ -67,3 +79,17 @@ class TenancyCrossTenant(Check):
                     message += f" ({child.name} has no primary key: ids cannot be listed)"
                 findings.append(self.finding(code, int(count), sample, message))
         return Outcome(findings)
+
+
+def _touching(context: CheckContext, child: sa.Table, pk: sa.Column[Any],
+              links: list[sa.ForeignKey]) -> sa.CompoundSelect[Any]:
+    """Ids of ``child`` rows a tenant-scoped run covers: the tenants' own rows, and rows of
+    any tenant whose parent is one of theirs (each end of a link concerns its tenant)."""
+    tenant = context.schema.tenant_column
+    parts = [context.restrict(sa.select(pk), child.c[tenant])]
+    for index, fk in enumerate(links):
+        parent = fk.column.table.alias(f"scope_{index}")
+        parts.append(context.restrict(
+            sa.select(pk).select_from(child.join(parent, fk.parent == parent.c[fk.column.name])),
+            parent.c[tenant]))
+    return sa.union(*parts)

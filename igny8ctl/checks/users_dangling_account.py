@@ -27,8 +27,8 @@ class UsersDanglingAccount(Check):
         # Probe only the distinct account ids, not every user row, against the account table;
         # the few missing ids then find their users through the index on account_id.
         referenced = (
-            sa.select(user.account_id.label("account_id"))
-            .where(user.account_id.is_not(None))
+            context.restrict(sa.select(user.account_id.label("account_id"))
+                             .where(user.account_id.is_not(None)), user.account_id)
             .distinct()
             .subquery("referenced")
         )
@@ -39,7 +39,8 @@ class UsersDanglingAccount(Check):
             missing.order_by(referenced.c.account_id).limit(MISSING_IDS_LIMIT + 1)).all()
         dangling = (user.account_id.in_(missing_ids) if len(missing_ids) <= MISSING_IDS_LIMIT
                     else user.account_id.in_(missing))
-        count, sample = context.count_and_sample(sa.select(user.id).where(dangling))
+        count, sample = context.count_and_sample(
+            context.restrict(sa.select(user.id).where(dangling), user.account_id))
         message = "account_id names no account"
         if count:
             shown = ", ".join(map(str, missing_ids[:5]))

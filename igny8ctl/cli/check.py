@@ -62,6 +62,9 @@ def check(
         "--check", "-c", help="Run only this check id or glob (repeatable).")] = None,
     exclude: Annotated[list[str] | None, typer.Option(
         "--exclude", "-x", help="Skip this check id or glob (repeatable).")] = None,
+    tenants: Annotated[list[str] | None, typer.Option(
+        "--tenant", "-t", help="Only this account's rows, by slug or id (repeatable); checks "
+        "with no tenant are skipped unless --check names them.", show_default=False)] = None,
     output_format: FormatOption = OutputFormat.TABLE,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write the report to FILE instead of stdout.", dir_okay=False)]
@@ -93,6 +96,11 @@ def check(
         emit(api.catalogue(), output_format, output)
         return
 
+    if tenants and (record or metrics_file):
+        from igny8ctl.errors import ConfigError
+
+        raise ConfigError(f"{'--record' if record else '--metrics-file'} stores whole-database "
+                          "counts: it cannot be combined with --tenant", key="--tenant")
     for target, option in ((output, "--output"), (metrics_file, "--metrics-file")):
         if target is not None:
             from igny8ctl.outputs import check_target
@@ -103,7 +111,7 @@ def check(
     try:
         report = api.run_checks(
             settings, include=check_ids, exclude=exclude, sample_limit=sample,
-            fail_on=severity_of(fail_on), baseline=baseline,
+            fail_on=severity_of(fail_on), baseline=baseline, tenants=tenants,
         )
     except Igny8Error:
         if metrics_file:

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "fix": ("igny8ctl.cli.fix", "app", True),
     "migrate": ("igny8ctl.cli.migrate", "app", True),
     "cluster": ("igny8ctl.cli.cluster", "app", True),
+    "doctor": ("igny8ctl.cli.doctor", "app", True),
     "repair": ("igny8ctl.cli.repair", "repair", False),
 }
 #: Root options that take a value, so the value is not mistaken for the command.

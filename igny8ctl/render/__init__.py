@@ -54,7 +54,14 @@ _MIGRATE: Registry = {}
 
 _CLUSTER: Registry = {}
 
-_DOCTOR: Registry = {}
+_DOCTOR: Registry = {
+    ("doctor.user", OutputFormat.TABLE): "igny8ctl.render.doctor:render_table",
+    ("doctor.user", OutputFormat.JSON): "igny8ctl.render.doctor:render_json",
+    ("doctor.user", OutputFormat.MARKDOWN): "igny8ctl.render.doctor:render_markdown",
+    ("doctor.tenant", OutputFormat.TABLE): "igny8ctl.render.doctor:render_table",
+    ("doctor.tenant", OutputFormat.JSON): "igny8ctl.render.doctor:render_json",
+    ("doctor.tenant", OutputFormat.MARKDOWN): "igny8ctl.render.doctor:render_markdown",
+}
 
 RENDERERS: Registry = {
     **_CHECK, **_FIX, **_MIGRATE, **_CLUSTER, **_DOCTOR,

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from igny8ctl.render.text import finding_rows, printable, verdict
+from igny8ctl.render.text import finding_rows, printable, scope_lines, verdict
 
 if TYPE_CHECKING:
     from igny8ctl.history import CheckHistory
@@ -41,6 +41,8 @@ def render_report(report: CheckReport, console: Console) -> None:
         style = STYLE.get(severity.split()[0], "")
         rows.add_row(safe(check), safe(finding), f"[{style}]{severity}[/]", count, sample)
     console.print(rows)
+    for line in scope_lines(report):
+        console.print(safe(line), highlight=False)
     style = "bold green" if report.passed else "bold red"
     console.print(f"[{style}]{safe(verdict(report))}[/]", highlight=False)
 

@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
 from igny8ctl.render.text import printable
+from igny8ctl.report import NOT_TENANT_SCOPED
 
 if TYPE_CHECKING:
     from igny8ctl.report import CheckReport
@@ -14,9 +15,14 @@ if TYPE_CHECKING:
 def render(report: CheckReport) -> str:
     failing = {id(f) for f in report.failing}
     suite = ET.Element(
-        "testsuite", name="igny8ctl.check", tests=str(len(report.results)),
+        "testsuite", name="igny8ctl.check", tests=str(len(report.results) + len(report.skipped)),
         time=f"{report.duration_s:.3f}", timestamp=report.started_at.isoformat(timespec="seconds"),
     )
+    if report.tenants:
+        properties = ET.SubElement(suite, "properties")
+        for tenant in report.tenants:
+            ET.SubElement(properties, "property", name="tenant",
+                          value=f"{tenant.slug} (id {tenant.id})")
     failures = 0
     for result in report.results:
         case = ET.SubElement(suite, "testcase", classname="igny8ctl.check", name=result.info.id,
@@ -39,7 +45,12 @@ def render(report: CheckReport) -> str:
                 f"{f.code}: {f.count} ({f.severity.value}{', baselined' if f.baselined else ''})"
                 for f in others
             )
+    for info in report.skipped:
+        case = ET.SubElement(suite, "testcase", classname="igny8ctl.check", name=info.id,
+                             time="0.000")
+        ET.SubElement(case, "skipped", message=NOT_TENANT_SCOPED)
     suite.set("failures", str(failures))
+    suite.set("skipped", str(len(report.skipped)))
     suite.set("errors", "0")
     for element in suite.iter():
         # XML 1.0 cannot hold most control characters: show them escaped, like a terminal.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from igny8ctl.render.text import finding_rows, printable, verdict
+from igny8ctl.render.text import finding_rows, printable, scope_lines, verdict
 
 if TYPE_CHECKING:
     from igny8ctl.report import CheckReport
@@ -16,6 +16,7 @@ def render(report: CheckReport) -> str:
         "",
         f"**{cell_text(verdict(report))}**",
         "",
+        *(line for scope in scope_lines(report) for line in (inline_text(scope), "")),
         "| check | finding | severity | count | sample |",
         "|---|---|---|---:|---|",
     ]
@@ -29,3 +30,13 @@ def cell_text(text: str) -> str:
     """Text from outside as one Markdown table cell: no pipes, no HTML, one line."""
     return (printable(text).replace("\\", "\\\\").replace("|", "\\|")
             .replace("<", "&lt;").replace(">", "&gt;").replace("`", "\\`"))
+
+
+_INLINE = str.maketrans({char: "\\" + char for char in "\\`*_[]|~"}
+                        | {"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def inline_text(text: str) -> str:
+    """Text from outside as inline Markdown shown literally: one line, and no emphasis,
+    link, code, HTML, entity or table cell boundary it could open."""
+    return printable(text).translate(_INLINE)

@@ -58,6 +58,23 @@ def sample_text(sample: tuple[int, ...], count: int) -> str:
     return listing(sample, count, limit=len(sample)) if sample else ""
 
 
+def scope_lines(report: CheckReport) -> list[str]:
+    """What a ``--tenant`` run covered: the tenants, and the checks with no tenant."""
+    if not report.tenants:
+        return []
+    lines = ["tenants: " + listing((f"{t.slug} (id {t.id})" for t in report.tenants),
+                                   len(report.tenants))]
+    if report.skipped:
+        lines.append("skipped, not tenant-scoped: "
+                     + listing((info.id for info in report.skipped), len(report.skipped))
+                     + " (name them with --check to run them)")
+    whole = [r.info.id for r in report.results if not r.info.tenant_scoped]
+    if whole:
+        lines.append("not tenant-scoped, so run on the whole database: "
+                     + listing(whole, len(whole)))
+    return lines
+
+
 def verdict(report: CheckReport) -> str:
     failing = report.failing
     elapsed = f"{report.duration_s:.2f}s"
