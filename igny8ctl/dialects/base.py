@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
     from sqlalchemy.engine import Connection, Engine
 
-    from igny8ctl.catalog import AccountColumnState
+    from igny8ctl.catalog import AccountColumnState, Constraint
 
 
 def quote_identifier(name: str) -> str:
@@ -36,6 +36,9 @@ class Dialect(ABC):
     row_locks: ClassVar[bool]
     #: What to add when saying a foreign key is valid.
     foreign_key_note: ClassVar[str] = ""
+    #: ``ALTER TABLE`` adds and validates constraints in place, each step in a transaction of
+    #: its own (PostgreSQL); without it a migration rebuilds the table, in one transaction.
+    alters_constraints: ClassVar[bool]
 
     def quote(self, name: str) -> str:
         return quote_identifier(name)
@@ -110,3 +113,20 @@ class Dialect(ABC):
     def account_column(self, connection: Connection, user: sa.Table, column: str,
                        account: sa.Table) -> AccountColumnState:
         """What the database itself enforces on ``user.column`` (NOT NULL, keys, checks)."""
+
+    @abstractmethod
+    def prepare_migration(self, dbapi_connection: Any) -> None:
+        """Set up a driver connection for a migration, before any transaction begins."""
+
+    @abstractmethod
+    def unique_keys(self, connection: Connection, table: sa.Table,
+                    columns: tuple[str, ...]) -> tuple[Constraint, ...]:
+        """Unique indexes or constraints of ``table`` on exactly ``columns`` (in any order)
+        that a foreign key can reference; ``validated`` is False for an INVALID index left
+        by an interrupted concurrent build."""
+
+    @abstractmethod
+    def composite_foreign_keys(self, connection: Connection, child: sa.Table,
+                               columns: tuple[str, ...], parent: sa.Table,
+                               parent_columns: tuple[str, ...]) -> tuple[Constraint, ...]:
+        """Foreign keys of ``child`` on exactly ``columns`` referencing ``parent_columns``."""

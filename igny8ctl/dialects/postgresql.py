@@ -18,9 +18,13 @@ class PostgreSQL(Dialect):
     name: ClassVar[str] = "postgresql"
     writes_in_ctes: ClassVar[bool] = True
     row_locks: ClassVar[bool] = True
+    alters_constraints: ClassVar[bool] = True
 
     def configure_engine(self, engine: Engine) -> None:
         """Connections need nothing beyond the URL's options."""
+
+    def prepare_migration(self, dbapi_connection: Any) -> None:
+        """Steps set their own timeouts; the session needs nothing."""
 
     def begin_read_only(self, connection: Connection, statement_timeout_ms: int) -> None:
         connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -125,3 +129,42 @@ class PostgreSQL(Dialect):
             tuple(Constraint(r.conname, bool(r.convalidated)) for r in checks),
             tuple(Constraint(r.conname, bool(r.convalidated)) for r in foreign_keys),
         )
+
+    def unique_keys(self, connection: Connection, table: sa.Table,
+                    columns: tuple[str, ...]) -> tuple[Constraint, ...]:
+        rows = connection.execute(
+            sa.text(
+                "SELECT i.relname, x.indisvalid FROM pg_index x "
+                "JOIN pg_class i ON i.oid = x.indexrelid "
+                "WHERE x.indrelid = to_regclass(:table) AND x.indisunique AND x.indimmediate "
+                "AND x.indpred IS NULL AND x.indexprs IS NULL AND x.indnkeyatts = :count "
+                "AND ARRAY(SELECT a.attname::text FROM pg_attribute a "
+                "WHERE a.attrelid = x.indrelid AND a.attnum = ANY (x.indkey::int2[]) "
+                "ORDER BY a.attname::text COLLATE \"C\") = CAST(:columns AS text[]) "
+                "ORDER BY x.indisvalid DESC, i.relname"
+            ),
+            {"table": self.qualified(table), "count": len(columns),
+             "columns": sorted(columns, key=lambda name: name.encode())},
+        ).all()
+        return tuple(Constraint(r.relname, bool(r.indisvalid)) for r in rows)
+
+    def composite_foreign_keys(self, connection: Connection, child: sa.Table,
+                               columns: tuple[str, ...], parent: sa.Table,
+                               parent_columns: tuple[str, ...]) -> tuple[Constraint, ...]:
+        rows = connection.execute(
+            sa.text(
+                "SELECT c.conname, c.convalidated FROM pg_constraint c "
+                "WHERE c.contype = 'f' AND c.conrelid = to_regclass(:child) "
+                "AND c.confrelid = to_regclass(:parent) "
+                "AND ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, i) "
+                "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n "
+                "ORDER BY k.i) = CAST(:columns AS text[]) "
+                "AND ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(n, i) "
+                "JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n "
+                "ORDER BY k.i) = CAST(:parent_columns AS text[]) "
+                "ORDER BY c.convalidated DESC, c.conname"
+            ),
+            {"child": self.qualified(child), "parent": self.qualified(parent),
+             "columns": list(columns), "parent_columns": list(parent_columns)},
+        ).all()
+        return tuple(Constraint(r.conname, bool(r.convalidated)) for r in rows)

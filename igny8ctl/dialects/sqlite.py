@@ -39,6 +39,7 @@ class SQLite(Dialect):
     writes_in_ctes: ClassVar[bool] = False
     row_locks: ClassVar[bool] = False
     foreign_key_note: ClassVar[str] = " (enforced only where PRAGMA foreign_keys is on)"
+    alters_constraints: ClassVar[bool] = False
 
     def configure_engine(self, engine: Engine) -> None:
         sa.event.listen(engine, "connect", _on_connect)
@@ -120,6 +121,11 @@ class SQLite(Dialect):
         finally:
             os.close(descriptor)
 
+    def prepare_migration(self, dbapi_connection: Any) -> None:
+        """A table rebuild must not fire foreign keys, and SQLite ignores this PRAGMA inside
+        a transaction: it is set on the driver before SQLAlchemy begins one."""
+        dbapi_connection.execute("PRAGMA foreign_keys = OFF")
+
     def account_column(self, connection: Connection, user: sa.Table, column: str,
                        account: sa.Table) -> AccountColumnState:
         inspector = sa.inspect(connection)
@@ -131,3 +137,31 @@ class SQLite(Dialect):
             if fk["constrained_columns"] == [column] and fk["referred_table"] == account.name
         )
         return AccountColumnState(not_null, (), keys)
+
+    def unique_keys(self, connection: Connection, table: sa.Table,
+                    columns: tuple[str, ...]) -> tuple[Constraint, ...]:
+        """Unique indexes, inline UNIQUE constraints included (SQLite has no INVALID ones)."""
+        wanted = sorted(columns)
+        found = []
+        for index in connection.exec_driver_sql(
+                f"PRAGMA index_list({self.quote(table.name)})").mappings():
+            if not index["unique"] or index["partial"]:
+                continue
+            info = connection.exec_driver_sql(
+                f"PRAGMA index_info({self.quote(index['name'])})").mappings().all()
+            names = [row["name"] for row in info]
+            if None not in names and sorted(names) == wanted:
+                found.append(Constraint(str(index["name"]), True))
+        return tuple(sorted(found, key=lambda c: c.name))
+
+    def composite_foreign_keys(self, connection: Connection, child: sa.Table,
+                               columns: tuple[str, ...], parent: sa.Table,
+                               parent_columns: tuple[str, ...]) -> tuple[Constraint, ...]:
+        inspector = sa.inspect(connection)
+        return tuple(
+            Constraint(fk["name"] or "(unnamed)", True)
+            for fk in inspector.get_foreign_keys(child.name)
+            if tuple(fk["constrained_columns"]) == columns
+            and fk["referred_table"] == parent.name
+            and tuple(fk["referred_columns"]) == parent_columns
+        )
