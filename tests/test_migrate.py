@@ -120,7 +120,7 @@ def test_apply_after_fix_enforces_and_is_idempotent(db_url: str, seed: Seeder, c
     result = cli("migrate", "apply", "--database-url", db_url)
 
     assert result.code == 0, result.stderr
-    assert f"applied up to tenant-keys in" in result.stdout
+    assert "applied up to tenant-keys in" in result.stdout
     assert f"(revision {TENANT_KEYS})" in result.stdout
     assert_enforced(seed)
     assert seed.rows("user") == rows

@@ -21,7 +21,14 @@ from sqlalchemy import exc as sa_exc
 
 from igny8ctl.db import describe_db_error
 from igny8ctl.errors import DatabaseUnavailable, Igny8Error, LockHolder
-from igny8ctl.migrations.steps import LOCK_NOT_AVAILABLE, QUERY_CANCELED, Policy, Recipe, Step
+from igny8ctl.migrations.steps import (
+    LOCK_NOT_AVAILABLE,
+    QUERY_CANCELED,
+    Policy,
+    Recipe,
+    Step,
+    run_sql,
+)
 
 #: How often the watcher looks, at most; a shorter lock_timeout is sampled four times.
 WATCH_INTERVAL_S = 0.1
@@ -50,12 +57,12 @@ def execute(connection: sa.Connection, step: Step, policy: Policy, recipe: Recip
                 with _transaction(connection):
                     _timeouts(connection, policy, "SET LOCAL")
                     for statement in step.statements:
-                        connection.exec_driver_sql(statement)
+                        run_sql(connection, statement)
             else:
                 _timeouts(connection, policy, "SET")
                 try:
                     for statement in step.statements:
-                        connection.exec_driver_sql(statement)
+                        run_sql(connection, statement)
                 finally:
                     connection.exec_driver_sql("RESET lock_timeout")
                     connection.exec_driver_sql("RESET statement_timeout")

@@ -363,15 +363,13 @@ def _upto(target: str) -> list[str]:
 def _downgrade_plan(current: tuple[str, ...], to: str | None) -> tuple[str, tuple[str, ...]]:
     ordered = list(REVISIONS.values())
     applied = [r for r in ordered if r in _applied(current)]
-    if not applied:
-        return BASE, ()
-    if to is None:
-        target = applied[-2] if len(applied) > 1 else BASE
-    else:
+    if to is not None:
         target = revision_of(to, allow_base=True)
         if target != BASE and target not in applied:
             raise ConfigError(f"cannot downgrade to {to}: it is not applied (applied: "
-                              f"{', '.join(NAMES[r] for r in applied)})", key="--to")
+                              f"{', '.join(NAMES[r] for r in applied) or 'none'})", key="--to")
+    else:
+        target = applied[-2] if len(applied) > 1 else BASE
     keep = [] if target == BASE else ordered[:ordered.index(target) + 1]
     return target, tuple(NAMES[r] for r in reversed(applied) if r not in keep)
 

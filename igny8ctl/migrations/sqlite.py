@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from igny8ctl.dialects import quote_identifier as quote
 from igny8ctl.errors import ConfigError, Refused
-from igny8ctl.migrations.steps import ForeignKeySpec, Rebuild, Step
+from igny8ctl.migrations.steps import ForeignKeySpec, Rebuild, Step, run_sql
 
 _TOKEN = re.compile(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'|`[^`]*`|\[[^\]]*\]|[(),]|\s+'
                     r'|[^\s(),"\'`\[]+')
@@ -30,7 +30,7 @@ def execute(connection: sa.Connection, step: Step) -> float:
     """Run ``step`` inside the migration's transaction; its duration in seconds."""
     started = time.perf_counter()
     for statement in step.statements:
-        connection.exec_driver_sql(statement)
+        run_sql(connection, statement)
     if step.rebuild is not None:
         rebuild(connection, step.rebuild)
     return time.perf_counter() - started
@@ -56,18 +56,18 @@ def rebuild(connection: sa.Connection, spec: Rebuild) -> None:
     sequence = connection.scalar(sa.text("SELECT seq FROM sqlite_sequence WHERE name = :name"),
                                  {"name": name}) if definition.autoincrement else None
     copy = f"igny8ctl_rebuild_{name}"
-    connection.exec_driver_sql(definition.sql(copy))
-    connection.exec_driver_sql(f"INSERT INTO {quote(copy)} SELECT * FROM {quote(name)}")
-    connection.exec_driver_sql(f"DROP TABLE {quote(name)}")
-    connection.exec_driver_sql(f"ALTER TABLE {quote(copy)} RENAME TO {quote(name)}")
+    run_sql(connection, definition.sql(copy))
+    run_sql(connection, f"INSERT INTO {quote(copy)} SELECT * FROM {quote(name)}")
+    run_sql(connection, f"DROP TABLE {quote(name)}")
+    run_sql(connection, f"ALTER TABLE {quote(copy)} RENAME TO {quote(name)}")
     for sql in others:
-        connection.exec_driver_sql(sql)
+        run_sql(connection, sql)
     if sequence is not None:
         connection.execute(sa.text("DELETE FROM sqlite_sequence WHERE name = :name"),
                            {"name": name})
         connection.execute(sa.text("INSERT INTO sqlite_sequence (name, seq) VALUES (:name, :seq)"),
                            {"name": name, "seq": sequence})
-    if connection.exec_driver_sql(f"PRAGMA foreign_key_check({quote(name)})").first():
+    if run_sql(connection, f"PRAGMA foreign_key_check({quote(name)})").first():
         raise Refused(f"{name} has rows pointing at missing or other tenants' rows; nothing was "
                       "changed; igny8ctl check names them: repair them and apply again")
 

@@ -12,7 +12,7 @@ import hashlib
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from igny8ctl.errors import ConfigError
 
@@ -210,6 +210,12 @@ def dollar_quoted(body: str, tag: str = "igny8ctl") -> str:
 
 def do_block(body: str) -> str:
     return "DO " + dollar_quoted(body)
+
+
+def run_sql(connection: sa.Connection, statement: str) -> sa.CursorResult[Any]:
+    """Execute SQL text that holds names: without a parameter collection, so the driver
+    never reads a ``%`` or ``?`` in a quoted name as a placeholder."""
+    return connection.exec_driver_sql(statement, execution_options={"no_parameters": True})
 
 
 CHECK_VIOLATION = "23514"
