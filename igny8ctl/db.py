@@ -332,7 +332,7 @@ def reflect(connection: Connection, settings: Settings) -> Igny8Schema:
         inspector = sa.inspect(connection)
         columns = inspector.get_multi_columns()
         primary_keys = inspector.get_multi_pk_constraint()
-        foreign_keys = inspector.get_multi_foreign_keys()
+        foreign_keys = dialect_of(connection).foreign_keys(connection)
     for key, reflected in sorted(columns.items(), key=lambda item: item[0][1]):
         schema, name = key
         primary_key = primary_keys.get(key)

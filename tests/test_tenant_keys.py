@@ -323,7 +323,7 @@ def test_statement_timeout_names_the_step_and_the_setting(pg: Seeder, postgres_u
     pg.execute(f"INSERT INTO {KEYWORD} (keyword, volume, difficulty, intent, status, created_at, "
                "updated_at, account_id, cluster_id, site_id) SELECT 'k' || n, 1, 1, "
                f"'informational', 'pending', now(), now(), {acme.account}, {acme.cluster}, "
-               f"{acme.site} FROM generate_series(1, 200000) n")
+               f"{acme.site} FROM generate_series(1, 20000) n")
     assert cli("migrate", "apply", "--database-url", postgres_url, "--to",
                "account-not-null").code == 0
 

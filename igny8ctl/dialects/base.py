@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     import sqlalchemy as sa
     from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.sql.compiler import SQLCompiler
 
     from igny8ctl.catalog import AccountColumnState, Constraint
 
@@ -18,6 +19,21 @@ if TYPE_CHECKING:
 def quote_identifier(name: str) -> str:
     """An identifier as SQL text, quoted whatever it holds (both databases double ``"``)."""
     return '"' + name.replace('"', '""') + '"'
+
+
+_BIND_SAFE: dict[type[SQLCompiler], type[SQLCompiler]] = {}
+
+
+def bind_safe(compiler: type[SQLCompiler]) -> type[SQLCompiler]:
+    """``compiler`` with control characters escaped in bind names too: SQLAlchemy names a
+    parameter after its column and escapes a space or a colon there, not a newline, which
+    would break the placeholder (and the statement) for a column whose name holds one."""
+    if compiler not in _BIND_SAFE:
+        escapes = {**compiler.bindname_escape_characters,
+                   **{chr(code): "_" for code in (*range(32), 127)}}
+        _BIND_SAFE[compiler] = type(compiler.__name__, (compiler,),
+                                    {"bindname_escape_characters": escapes})
+    return _BIND_SAFE[compiler]
 
 
 def lock_key(name: str) -> int:
@@ -117,6 +133,12 @@ class Dialect(ABC):
     @abstractmethod
     def prepare_migration(self, dbapi_connection: Any) -> None:
         """Set up a driver connection for a migration, before any transaction begins."""
+
+    @abstractmethod
+    def foreign_keys(self, connection: Connection) -> dict[tuple[str | None, str],
+                                                          list[dict[str, Any]]]:
+        """Every foreign key of the default schema's tables, keyed and shaped as
+        ``Inspector.get_multi_foreign_keys`` returns them."""
 
     @abstractmethod
     def unique_keys(self, connection: Connection, table: sa.Table,

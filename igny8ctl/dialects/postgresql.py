@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.selectable import NamedFromClause
 
 from igny8ctl.catalog import AccountColumnState, Constraint
-from igny8ctl.dialects.base import Dialect, lock_key
+from igny8ctl.dialects.base import Dialect, bind_safe, lock_key
 
 
 class PostgreSQL(Dialect):
@@ -21,7 +21,9 @@ class PostgreSQL(Dialect):
     alters_constraints: ClassVar[bool] = True
 
     def configure_engine(self, engine: Engine) -> None:
-        """Connections need nothing beyond the URL's options."""
+        """Connections need nothing beyond the URL's options; statements need bind names
+        that a column's name cannot break."""
+        engine.dialect.statement_compiler = bind_safe(engine.dialect.statement_compiler)
 
     def prepare_migration(self, dbapi_connection: Any) -> None:
         """Steps set their own timeouts; the session needs nothing."""
@@ -109,10 +111,10 @@ class PostgreSQL(Dialect):
             sa.text(
                 "SELECT conname, convalidated FROM pg_constraint "
                 "WHERE conrelid = to_regclass(:user) AND contype = 'c' "
-                "AND regexp_replace(pg_get_expr(conbin, conrelid), '[()\\s\"]', '', 'g') "
-                "= :definition ORDER BY conname"
+                "AND pg_get_expr(conbin, conrelid) = format('(%I IS NOT NULL)', "
+                "CAST(:column AS text)) ORDER BY conname"
             ),
-            {**names, "definition": column.replace('"', "") + "ISNOTNULL"},
+            names,
         ).all()
         foreign_keys = connection.execute(
             sa.text(
@@ -129,6 +131,33 @@ class PostgreSQL(Dialect):
             tuple(Constraint(r.conname, bool(r.convalidated)) for r in checks),
             tuple(Constraint(r.conname, bool(r.convalidated)) for r in foreign_keys),
         )
+
+    def foreign_keys(self, connection: Connection) -> dict[tuple[str | None, str],
+                                                          list[dict[str, Any]]]:
+        """From ``pg_constraint``'s column arrays: names arrive as data, whatever they hold
+        (SQLAlchemy parses ``pg_get_constraintdef`` text, which a newline in a name breaks)."""
+        rows = connection.execute(sa.text(
+            "SELECT c.relname AS child, k.conname AS name, "
+            "CASE WHEN rn.nspname = current_schema() THEN NULL ELSE rn.nspname END AS schema, "
+            "r.relname AS parent, "
+            "ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY o(n, i) "
+            "JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = o.n ORDER BY o.i) "
+            "AS columns, "
+            "ARRAY(SELECT a.attname::text FROM unnest(k.confkey) WITH ORDINALITY o(n, i) "
+            "JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = o.n ORDER BY o.i) "
+            "AS parent_columns "
+            "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+            "JOIN pg_class r ON r.oid = k.confrelid "
+            "JOIN pg_namespace rn ON rn.oid = r.relnamespace "
+            "WHERE k.contype = 'f' AND c.relnamespace = to_regnamespace(current_schema()) "
+            "ORDER BY c.relname, k.conname")).all()
+        found: dict[tuple[str | None, str], list[dict[str, Any]]] = {}
+        for row in rows:
+            found.setdefault((None, row.child), []).append({
+                "name": row.name, "constrained_columns": list(row.columns),
+                "referred_schema": row.schema, "referred_table": row.parent,
+                "referred_columns": list(row.parent_columns)})
+        return found
 
     def unique_keys(self, connection: Connection, table: sa.Table,
                     columns: tuple[str, ...]) -> tuple[Constraint, ...]:

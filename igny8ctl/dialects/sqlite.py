@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from igny8ctl.catalog import AccountColumnState, Constraint
-from igny8ctl.dialects.base import Dialect
+from igny8ctl.dialects.base import Dialect, bind_safe
 from igny8ctl.errors import ConfigError
 from igny8ctl.slug import SQLITE_FUNCTION, slugify
 
@@ -34,6 +35,15 @@ def _on_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _foreign_keys(connection: Connection, table: str) -> list[Any]:
+    """The keys of ``table``: columns from PRAGMA foreign_key_list, names parsed from the
+    table's SQL by SQLAlchemy (a quote in a column name can defeat that parse, which only
+    costs the name)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sa.exc.SAWarning)
+        return list(sa.inspect(connection).get_foreign_keys(table))
+
+
 class SQLite(Dialect):
     name: ClassVar[str] = "sqlite"
     writes_in_ctes: ClassVar[bool] = False
@@ -42,6 +52,7 @@ class SQLite(Dialect):
     alters_constraints: ClassVar[bool] = False
 
     def configure_engine(self, engine: Engine) -> None:
+        engine.dialect.statement_compiler = bind_safe(engine.dialect.statement_compiler)
         sa.event.listen(engine, "connect", _on_connect)
         sa.event.listen(engine, "begin", _on_begin)
 
@@ -133,10 +144,15 @@ class SQLite(Dialect):
                        for c in inspector.get_columns(user.name))
         keys = tuple(
             Constraint(fk["name"] or "(unnamed)", True)
-            for fk in inspector.get_foreign_keys(user.name)
+            for fk in _foreign_keys(connection, user.name)
             if fk["constrained_columns"] == [column] and fk["referred_table"] == account.name
         )
         return AccountColumnState(not_null, (), keys)
+
+    def foreign_keys(self, connection: Connection) -> dict[tuple[str | None, str],
+                                                          list[dict[str, Any]]]:
+        """SQLAlchemy reads SQLite's keys with ``PRAGMA foreign_key_list``: names are data."""
+        return dict(sa.inspect(connection).get_multi_foreign_keys())
 
     def unique_keys(self, connection: Connection, table: sa.Table,
                     columns: tuple[str, ...]) -> tuple[Constraint, ...]:
@@ -157,10 +173,9 @@ class SQLite(Dialect):
     def composite_foreign_keys(self, connection: Connection, child: sa.Table,
                                columns: tuple[str, ...], parent: sa.Table,
                                parent_columns: tuple[str, ...]) -> tuple[Constraint, ...]:
-        inspector = sa.inspect(connection)
         return tuple(
             Constraint(fk["name"] or "(unnamed)", True)
-            for fk in inspector.get_foreign_keys(child.name)
+            for fk in _foreign_keys(connection, child.name)
             if tuple(fk["constrained_columns"]) == columns
             and fk["referred_table"] == parent.name
             and tuple(fk["referred_columns"]) == parent_columns

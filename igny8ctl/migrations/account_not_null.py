@@ -35,6 +35,7 @@ from igny8ctl.migrations.steps import (
     django_name,
     do_block,
     literal,
+    raise_exception,
 )
 
 if TYPE_CHECKING:
@@ -198,17 +199,18 @@ def offline(target: Target) -> Offline:
             f" AND c.conrelid = to_regclass({literal(user)})\n"
             f"          AND c.confrelid = to_regclass({literal(account)})"
             f" AND a.attname = {literal(target.column)}")
-    orphans = literal("users without an account exist; repair them: " + UsersOrphaned.fix)
-    dangling = literal("users point at missing accounts; repair them: "
-                       + UsersDanglingAccount.fix)
+    orphans = raise_exception("users without an account exist; repair them: "
+                              + UsersOrphaned.fix)
+    dangling = raise_exception("users point at missing accounts; repair them: "
+                               + UsersDanglingAccount.fix)
     preflight = do_block(
         "BEGIN\n"
         f"    IF EXISTS (SELECT 1 FROM {user} WHERE {column} IS NULL) THEN\n"
-        f"        RAISE EXCEPTION {orphans};\n"
+        f"        {orphans};\n"
         "    END IF;\n"
         f"    IF EXISTS (SELECT 1 FROM {user} u WHERE u.{column} IS NOT NULL AND NOT EXISTS "
         f"(SELECT 1 FROM {account} a WHERE a.{pk} = u.{column})) THEN\n"
-        f"        RAISE EXCEPTION {dangling};\n"
+        f"        {dangling};\n"
         "    END IF;\nEND")
     fk_add = _fk_add(target, do_block(
         f"BEGIN\n    IF NOT EXISTS (\n        {keys}\n    ) THEN\n"

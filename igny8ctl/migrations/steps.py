@@ -208,6 +208,11 @@ def dollar_quoted(body: str, tag: str = "igny8ctl") -> str:
     return f"${tag}$\n{body}\n${tag}$"
 
 
+def raise_exception(message: str) -> str:
+    """PL/pgSQL's RAISE with ``message`` as data: RAISE reads ``%`` in its format string."""
+    return f"RAISE EXCEPTION '%', {literal(message)}"
+
+
 def do_block(body: str) -> str:
     return "DO " + dollar_quoted(body)
 

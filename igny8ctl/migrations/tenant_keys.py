@@ -46,6 +46,7 @@ from igny8ctl.migrations.steps import (
     do_block,
     literal,
     own_name,
+    raise_exception,
 )
 from igny8ctl.render.text import listing
 
@@ -339,16 +340,17 @@ def offline_for(links: list[TenantLink], tenant_nullable: dict[str, bool],
         fk, tenant = (quote(c) for c in link.columns)
         pid, ptenant = (quote(c) for c in link.parent_columns)
         repair = AccountsOwner.fix if link.label == owner else TenancyCrossTenant.fix
-        message = literal(f"rows of {link.label} link to another tenant's rows; repair them: "
-                          f"{repair}")
+        message = raise_exception(f"rows of {link.label} link to another tenant's rows; "
+                                  f"repair them: {repair}")
         checks.append(
             f"    IF EXISTS (SELECT 1 FROM {child} c JOIN {parent} p ON p.{pid} = c.{fk} "
             f"WHERE c.{tenant} IS DISTINCT FROM p.{ptenant}) THEN\n"
-            f"        RAISE EXCEPTION {message};\n    END IF;")
+            f"        {message};\n    END IF;")
         if tenant_nullable.get(link.child):
-            null = literal(f"rows of {link.child} have no tenant ({link.columns[1]} NULL)")
+            null = raise_exception(f"rows of {link.child} have no tenant "
+                                   f"({link.columns[1]} NULL)")
             checks.append(f"    IF EXISTS (SELECT 1 FROM {child} WHERE {tenant} IS NULL) THEN\n"
-                          f"        RAISE EXCEPTION {null};\n    END IF;")
+                          f"        {null};\n    END IF;")
     preflight_sql = do_block("BEGIN\n" + "\n".join(dict.fromkeys(checks)) + "\nEND")
     steps: list[Step] = []
     for link in dict((link.parent, link) for link in reversed(links)).values():
