@@ -124,8 +124,9 @@ class DjangoStateResult:
 
 def check(paths: list[Path], target: FieldTarget) -> DjangoStateResult:
     """Report the operations that would stall the table; reads the files, never the database."""
+    results = [_analyse(path, Migration.read(path), target).result for path in paths]
     return DjangoStateResult(True, target.label, tuple(
-        _analyse(path, Migration.read(path), target).result for path in paths))
+        FileResult(r.path, (), r.already, r.hazards) for r in results))
 
 
 def rewrite(settings: Settings, paths: list[Path], target: FieldTarget) -> DjangoStateResult:
