@@ -76,7 +76,7 @@ def test_the_django_step_runs_no_ddl_after_igny8ctl(db_url: str, seed: Seeder, c
     before = django.manage("sqlmigrate", "igny8_core_auth", "0002").stdout
     if seed.dialect == "postgresql":
         assert 'DROP CONSTRAINT "igny8_core_auth_user_account_id_6f983e23_fk_igny8_cor"' in before
-        assert 'SET NOT NULL' in before and "FOREIGN KEY" in before
+        assert "SET NOT NULL" in before and "FOREIGN KEY" in before
     else:
         assert 'CREATE TABLE "new__igny8_core_auth_user"' in before, "SQLite remakes the table"
 
@@ -84,7 +84,8 @@ def test_the_django_step_runs_no_ddl_after_igny8ctl(db_url: str, seed: Seeder, c
     assert check.code == ExitCode.FINDINGS
     assert "AlterField user.account" in check.stdout and "drops the" in check.stdout
     refused = cli("migrate", "django-state", str(migration), "--database-url", db_url)
-    assert refused.code == ExitCode.FINDINGS and "run igny8ctl migrate apply first" in refused.stderr
+    assert refused.code == ExitCode.FINDINGS
+    assert "run igny8ctl migrate apply first" in refused.stderr
     assert migration.read_text() == written, "refused: the file is left unchanged"
 
     assert cli("migrate", "apply", "--database-url", db_url).code == 0
@@ -132,4 +133,5 @@ def test_django_keeps_working_with_the_tenant_keys(db_url: str, cli: Cli,
     assert outcome["left"]["User"] == [globex_owner]
     assert outcome["left"]["Site"] == [globex_site]
     assert outcome["left"]["Clusters"] == [globex_cluster]
-    assert len(outcome["left"]["Keywords"]) == 3 and len(outcome["left"]["IntegrationSettings"]) == 1
+    assert len(outcome["left"]["Keywords"]) == 3
+    assert len(outcome["left"]["IntegrationSettings"]) == 1

@@ -89,10 +89,38 @@ def test_a_hostile_column_migrates_and_reruns(db_url: str, seed: Seeder, cli: Cl
             f"INSERT INTO {USER} (password, is_superuser, username, first_name, last_name, "
             "email, is_staff, is_active, date_joined, role) VALUES ('!', false, 'nobody', '', "
             "'', '', false, true, CURRENT_TIMESTAMP, 'editor')")
-    down = cli("migrate", "downgrade", "--database-url", db_url, "--config", config,
-               "--to", "base", "--yes")
-    assert down.code == 0, down.stderr
-    assert cli("migrate", "apply", "--database-url", db_url, "--config", config).code == 0
+
+
+def test_hostile_names_downgrade_and_apply_again(db_url: str, seed: Seeder, cli: Cli,
+                                                 tmp_path: Path) -> None:
+    """Every hostile name at once, through the downgrade statements and the rebuilds."""
+    names = [param.values[0] for param in HOSTILE]
+    account = seed.account("acme")
+    seed.user("maya", account)
+    columns = {"user": {"account_id": names[0] + " a"}, "keyword": {
+        "cluster_id": names[1] + " c", "site_id": names[2] + " s"},
+        "cluster": {"site_id": names[3] + " s"}, "account": {"owner_id": names[4] + " o"}}
+    tables = {"user": USER, "keyword": KEYWORD, "cluster": "planner_clusters",
+              "account": "igny8_core_auth_account"}
+    lines = []
+    for logical, mapping in columns.items():
+        lines.append(f"[columns.{logical}]")
+        for column, new in mapping.items():
+            rename(seed, tables[logical], column, new)
+            lines.append(f"{column} = {json.dumps(new)}")
+    config = tmp_path / "igny8ctl.toml"
+    config.write_text("\n".join(lines) + "\n")
+    run = ["--database-url", db_url, "--config", str(config)]
+
+    assert cli("migrate", "apply", *run).code == 0
+    for _ in range(2):
+        down = cli("migrate", "downgrade", *run, "--to", "base", "--yes")
+        assert down.code == 0, down.stderr
+        up = cli("migrate", "apply", *run)
+        assert up.code == 0, up.stderr
+    document = json.loads(cli("migrate", "status", *run, "-f", "json").stdout)
+    assert document["enforced"] and all(k["enforced"] for k in document["tenant_keys"])
+    assert len(document["tenant_keys"]) == 4
 
 
 @pytest.mark.parametrize("name", HOSTILE)

@@ -208,11 +208,13 @@ class Migration:
         source = text[1:] if bom else text
         try:
             tree = ast.parse(source, filename=str(path))
-        except SyntaxError as error:
-            raise ConfigError(f"{where} is not valid Python: {printable(error.msg)} (line "
-                              f"{error.lineno})", key="FILE") from None
-        except (ValueError, RecursionError, MemoryError):
-            raise ConfigError(f"{where} is not Python that igny8ctl can read", key="FILE") from None
+        except (SyntaxError, ValueError) as error:
+            line = getattr(error, "lineno", None)
+            detail = getattr(error, "msg", None) or str(error)
+            raise ConfigError(f"{where} is not valid Python: {printable(detail)}"
+                              + (f" (line {line})" if line else ""), key="FILE") from None
+        except (RecursionError, MemoryError):
+            raise ConfigError(f"{where} is nested too deeply to read", key="FILE") from None
         return cls(path, source, bom, tuple(_LINE.findall(source)), tree,
                    _operations(tree, where))
 
@@ -318,7 +320,7 @@ def _analyse(path: Path, migration: Migration, target: FieldTarget) -> _Analysis
 
 
 def _list(node: ast.expr | None) -> list[ast.expr]:
-    return list(node.elts) if isinstance(node, ast.List | ast.Tuple) else []
+    return list(node.elts) if isinstance(node, ast.List | ast.Tuple | ast.Set) else []
 
 
 def _field(call: ast.Call) -> ast.Call | None:
