@@ -20,6 +20,7 @@ import pytest
 
 from igny8ctl.errors import ExitCode
 from tests.conftest import Result
+from tests.migrate_support import DJANGO_MIGRATION
 from tests.seed import Seeder
 
 Cli = Callable[..., Result]
@@ -28,7 +29,7 @@ MODEL = "igny8_core/auth/models.py"
 NULLABLE = '''    account = models.ForeignKey("igny8_core_auth.Account", on_delete=models.CASCADE,
                                 null=True, blank=True, related_name="users")'''
 REQUIRED = NULLABLE.replace("null=True, blank=True", "null=False, blank=False")
-MIGRATION = "igny8_core/auth/migrations/0002_user_account_required.py"
+MIGRATION = DJANGO_MIGRATION
 
 
 class Django:

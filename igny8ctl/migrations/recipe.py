@@ -11,6 +11,7 @@ by one (Alembic's autocommit block); SQLite's rebuilds stay in the migration's t
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal
 
@@ -60,7 +61,7 @@ def run(context: MigrationContext, recipe: Recipe, direction: Direction,
     """Preflight (upgrade), then the first pending step, re-planned, until none is pending."""
     connection = _connection(context)
     schema = reflect(connection, recipe.settings)
-    planner = recipe.plan if direction == "upgrade" else recipe.downgrade_plan
+    planner: Planner = recipe.plan if direction == "upgrade" else recipe.downgrade_plan
     if not planner(connection, schema):
         return
     if direction == "upgrade":
@@ -75,15 +76,18 @@ def run(context: MigrationContext, recipe: Recipe, direction: Direction,
         _loop(context, recipe, schema, planner, log, max_steps)
 
 
+Planner = Callable[[sa.Connection, Igny8Schema], tuple[Step, ...]]
+
+
 def _loop(context: MigrationContext, recipe: Recipe, schema: Igny8Schema,
-          planner: Any, log: list[StepRun], max_steps: int | None) -> None:
+          planner: Planner, log: list[StepRun], max_steps: int | None) -> None:
     policy = Policy.of(recipe.settings)
     done: set[str] = set()
     attempts: dict[str, int] = {}
     pid: int | None = None
     while True:
         connection = _connection(context)
-        pending: tuple[Step, ...] = planner(connection, schema)
+        pending = planner(connection, schema)
         if not pending:
             return
         step = pending[0]

@@ -115,7 +115,10 @@ class MigrationStatus:
         if todo:
             again = (f" ({', '.join(drifted)} recorded, yet the database lost some of it)"
                      if drifted else "")
-            return "run " + "; then ".join(step.title for step in todo) + again
+            if len(todo) <= 3:
+                return "run " + "; then ".join(step.title for step in todo) + again
+            counts = ", ".join(f"{len(r.steps)} of {r.name}" for r in self.revisions if r.steps)
+            return f"run {len(todo)} steps ({counts}), in the order listed{again}"
         if self.pending:
             return (f"record revision(s) {', '.join(NAMES[r] for r in self.pending)} (the "
                     "database already enforces them)")

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from igny8ctl.dialects import quote_identifier as quote
+from igny8ctl.dialects import dialect_named
 from igny8ctl.errors import ConfigError, Refused
 from igny8ctl.migrations.steps import ForeignKeySpec, Rebuild, Step, run_sql
 
 _TOKEN = re.compile(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'|`[^`]*`|\[[^\]]*\]|[(),]|\s+'
                     r'|[^\s(),"\'`\[]+')
 _TABLE_CONSTRAINT = {"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"}
+quote = dialect_named("sqlite").quote
 
 
 def execute(connection: sa.Connection, step: Step) -> float:

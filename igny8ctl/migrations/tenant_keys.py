@@ -14,6 +14,7 @@ rebuild per child table.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import sqlalchemy as sa
@@ -227,13 +228,15 @@ def _add_key_sql(link: TenantLink, dialect: Dialect) -> str:
 # -- preflight ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
 class Defect:
     """Rows that would break a tenant key, and the command that repairs them."""
 
-    def __init__(self, table: str, count: int, sample: tuple[int, ...], what: str,
-                 repair: str) -> None:
-        self.table, self.count, self.sample, self.what, self.repair = (
-            table, count, sample, what, repair)
+    table: str
+    count: int
+    sample: tuple[int, ...]
+    what: str
+    repair: str
 
     def describe(self) -> str:
         ids = f" (ids {listing(self.sample, self.count)})" if self.sample else ""
