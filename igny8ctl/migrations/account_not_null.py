@@ -19,7 +19,6 @@ from igny8ctl.checks.users_dangling_account import UsersDanglingAccount
 from igny8ctl.checks.users_orphaned import UsersOrphaned
 from igny8ctl.dialects import Dialect, dialect_named
 from igny8ctl.errors import Refused
-from igny8ctl.migrations import ACCOUNT_NOT_NULL
 from igny8ctl.migrations.steps import (
     ACCESS_EXCLUSIVE,
     CHECK_VIOLATION,
@@ -78,7 +77,6 @@ class Target:
 
 class AccountNotNull(Recipe):
     name: ClassVar[str] = "account-not-null"
-    revision: ClassVar[str] = ACCOUNT_NOT_NULL
     weakens: ClassVar[str] = "users without an account become possible again"
 
     @property
@@ -96,7 +94,7 @@ class AccountNotNull(Recipe):
             return ()
         if not schema.dialect.alters_constraints:
             return (Step("rebuild", f"rebuild {target.user_table} with {target.column} "
-                                    "nullable (batch mode)", (),
+                                    "nullable", (),
                          rebuild=Rebuild(target.user_table, nullable=((target.column, True),))),)
         quote = schema.dialect.quote
         return (Step(
@@ -132,7 +130,7 @@ def plan(state: AccountColumnState, target: Target, dialect: Dialect) -> tuple[S
         title = f"rebuild {target.user_table} with {target.column} NOT NULL"
         if not state.foreign_keys:
             title += " and its foreign key"
-        return (Step("rebuild", title + " (batch mode)", (), rebuild=Rebuild(
+        return (Step("rebuild", title + "", (), rebuild=Rebuild(
             target.user_table, nullable=((target.column, False),),
             add_foreign_keys=() if state.foreign_keys else (target.foreign_key,))),)
     quote = dialect.quote

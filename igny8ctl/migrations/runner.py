@@ -308,8 +308,9 @@ def _notes(policy: Policy) -> str:
         f"transaction (or, for CONCURRENTLY, outside any) with lock_timeout "
         f"{policy.lock_timeout_ms} ms and statement_timeout {policy.statement_timeout_ms} ms, "
         f"makes up to {policy.attempts} attempts while its lock times out, and is skipped when "
-        "the catalog shows it done. SQLite rebuilds tables in batch mode. SQL below is the "
-        "PostgreSQL script (igny8ctl migrate apply --sql); names are data in SETTINGS.",
+        "the catalog shows it done. SQLite rebuilds tables from their stored definition. SQL "
+        "below is the PostgreSQL script (igny8ctl migrate apply --sql); names are data in "
+        "SETTINGS.",
         width=88)
 
 

@@ -132,8 +132,8 @@ class Recipe(ABC):
     any point resumes where it stopped, and a database that drifted is repaired.
     """
 
+    #: The name operators use (``--to``); ``igny8ctl.migrations.REVISIONS`` maps it to its id.
     name: ClassVar[str]
-    revision: ClassVar[str]
     #: What ``downgrade`` takes away, for its confirmation prompt.
     weakens: ClassVar[str]
 

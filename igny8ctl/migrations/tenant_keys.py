@@ -32,7 +32,6 @@ from igny8ctl.checks.tenancy_cross_tenant import TenancyCrossTenant
 from igny8ctl.checks.users_orphaned import UsersOrphaned
 from igny8ctl.dialects import Dialect, dialect_named
 from igny8ctl.errors import Refused
-from igny8ctl.migrations import TENANT_KEYS
 from igny8ctl.migrations.steps import (
     ACCESS_EXCLUSIVE,
     FOREIGN_KEY_VIOLATION,
@@ -77,7 +76,6 @@ def key_spec(link: TenantLink) -> ForeignKeySpec:
 
 class TenantKeys(Recipe):
     name: ClassVar[str] = "tenant-keys"
-    revision: ClassVar[str] = TENANT_KEYS
     weakens: ClassVar[str] = "rows linking to another tenant's rows become possible again"
 
     def links(self, schema: Igny8Schema) -> list[TenantLink]:
@@ -154,7 +152,7 @@ def plan(states: list[TenantKeyState], dialect: Dialect) -> tuple[Step, ...]:
         for child, links in missing.items():
             steps.append(Step(
                 f"rebuild:{child}", f"rebuild {child} with its tenant key(s) "
-                f"{', '.join(link.label for link in links)} (batch mode)", (),
+                f"{', '.join(link.label for link in links)}", (),
                 rebuild=Rebuild(child, add_foreign_keys=tuple(key_spec(k) for k in links))))
         return tuple(steps)
     for state in states:
@@ -195,7 +193,7 @@ def downgrade_plan(states: list[TenantKeyState], dialect: Dialect) -> tuple[Step
                 keyed.setdefault(state.link.child, []).append(state.link)
         for child, links in keyed.items():
             steps.append(Step(
-                f"rebuild:{child}", f"rebuild {child} without its tenant key(s) (batch mode)", (),
+                f"rebuild:{child}", f"rebuild {child} without its tenant key(s)", (),
                 rebuild=Rebuild(child, drop_foreign_keys=tuple(key_spec(k) for k in links))))
     for state in _by_parent(states):
         link, name = state.link, unique_name(state.link)
