@@ -65,6 +65,7 @@ def django(db_url: str, tmp_path: Path) -> Django:
     return project
 
 
+@pytest.mark.slow
 def test_the_django_step_runs_no_ddl_after_igny8ctl(db_url: str, seed: Seeder, cli: Cli,
                                                     django: Django) -> None:
     account = seed.account("acme")
@@ -119,6 +120,7 @@ def test_the_django_step_runs_no_ddl_after_igny8ctl(db_url: str, seed: Seeder, c
                "--fail-on", "warning").code == 0
 
 
+@pytest.mark.slow
 def test_django_keeps_working_with_the_tenant_keys(db_url: str, cli: Cli,
                                                    django: Django) -> None:
     assert cli("migrate", "apply", "--database-url", db_url).code == 0

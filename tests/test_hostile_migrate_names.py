@@ -154,7 +154,7 @@ def test_generate_holds_names_as_data(tmp_path: Path, cli: Cli, name: str) -> No
     result = cli("migrate", "generate", "--dir", str(out), "--config", str(config))
 
     assert result.code == 0, result.stderr
-    for path, revision in ((out / f"{ACCOUNT_NOT_NULL}_account_not_null.py", ACCOUNT_NOT_NULL),
+    for path, revision in ((out / f"{ACCOUNT_NOT_NULL}_user_account_not_null.py", ACCOUNT_NOT_NULL),
                            (out / f"{TENANT_KEYS}_tenant_keys.py", TENANT_KEYS)):
         namespace: dict[str, object] = {}
         exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
@@ -172,7 +172,7 @@ def test_generate_holds_names_as_data(tmp_path: Path, cli: Cli, name: str) -> No
 def test_generate_never_replaces_what_is_not_a_regular_file(tmp_path: Path, cli: Cli) -> None:
     missing = cli("migrate", "generate", "--dir", str(tmp_path / "nowhere"))
     assert missing.code == ExitCode.USAGE and "is not a directory" in missing.stderr
-    fifo = tmp_path / f"{ACCOUNT_NOT_NULL}_account_not_null.py"
+    fifo = tmp_path / f"{ACCOUNT_NOT_NULL}_user_account_not_null.py"
     os.mkfifo(fifo)
 
     refused = cli("migrate", "generate", "--dir", str(tmp_path), "--force")

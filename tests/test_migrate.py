@@ -360,7 +360,7 @@ def test_generate_writes_revisions_that_run(
     out.mkdir()
     result = cli("migrate", "generate", "--dir", str(out))
     assert result.code == 0, result.stderr
-    first = out / f"{ACCOUNT_NOT_NULL}_account_not_null.py"
+    first = out / f"{ACCOUNT_NOT_NULL}_user_account_not_null.py"
     second = out / f"{TENANT_KEYS}_tenant_keys.py"
     assert result.stdout.split() == ["wrote", str(first), "wrote", str(second)]
     namespace: dict[str, object] = {}

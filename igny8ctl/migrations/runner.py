@@ -267,7 +267,9 @@ def generate(settings: Settings, directory: Path, force: bool = False) -> Genera
     if not directory.is_dir():
         raise ConfigError(f"--dir {directory} is not a directory", key="--dir")
     policy = Policy.of(settings)
-    paths = {name: directory / f"{revision}_{name.replace('-', '_')}.py"
+    packaged = [entry.name for entry in (resources.files("igny8ctl.migrations") / "versions")
+                .iterdir() if entry.name.endswith(".py")]
+    paths = {name: directory / next(file for file in packaged if file.startswith(revision))
              for name, revision in REVISIONS.items()}
     for path in paths.values():
         if path.exists() and not force:
