@@ -4,9 +4,10 @@ Checks: ``catalogue``, ``run_checks``. Fixes: ``plan_fix``, ``apply_fix``, ``fix
 ``plan_undo``, ``apply_undo``. Operations: ``repair``, ``record_checks``,
 ``check_history``. Clustering: ``propose_clusters``, ``apply_clusters``,
 ``load_cluster_plan``, ``cluster_plan_text``. Migrations: ``migration_status``,
-``apply_migration``, ``migration_sql``, ``downgrade_migration``, ``generate_migration``.
-Support: ``doctor_user``, ``doctor_tenant``. Clustering, migrations and the doctor import
-their modules on use, so ``check`` never loads the cluster job, openai or Alembic.
+``apply_migration``, ``migration_sql``, ``migration_downgrade_plan``, ``downgrade_migration``,
+``generate_migration``, ``django_state``. Support: ``doctor_user``, ``doctor_tenant``.
+Clustering, migrations and the doctor import their modules on use, so ``check`` never
+loads the cluster job, openai or Alembic.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ if TYPE_CHECKING:
     from igny8ctl.history import CheckHistory
     from igny8ctl.journal.runs import RunSummary
     from igny8ctl.journal.undo import UndoStep
-    from igny8ctl.migrations.runner import ApplyResult, MigrationStatus
+    from igny8ctl.migrations.django_state import DjangoStateResult
+    from igny8ctl.migrations.runner import ApplyResult, Generated, MigrationStatus
 
 
 BASELINE_IDS_LIMIT = 10_000
@@ -452,28 +454,53 @@ def migration_status(settings: Settings) -> MigrationStatus:
     return runner.status(settings)
 
 
-def apply_migration(settings: Settings, max_steps: int | None = None) -> ApplyResult:
+def apply_migration(settings: Settings, max_steps: int | None = None,
+                    to: str | None = None) -> ApplyResult:
     from igny8ctl.migrations import runner
 
-    return runner.apply(settings, max_steps)
+    return runner.apply(settings, to, max_steps)
 
 
-def migration_sql(settings: Settings) -> str:
+def migration_sql(settings: Settings, to: str | None = None) -> str:
     from igny8ctl.migrations import runner
 
-    return runner.offline_sql(settings)
+    return runner.offline_sql(settings, to)
 
 
-def downgrade_migration(settings: Settings) -> ApplyResult:
+def migration_downgrade_plan(settings: Settings, to: str | None = None) -> tuple[str, ...]:
+    """The revisions ``downgrade_migration`` would take away, newest first."""
     from igny8ctl.migrations import runner
 
-    return runner.downgrade(settings)
+    return runner.downgrade_target(settings, to)[1]
 
 
-def generate_migration(settings: Settings, directory: Path, force: bool = False) -> Path:
+def migration_weakens(revisions: tuple[str, ...]) -> list[str]:
+    """What taking each revision away gives up, in words, for a confirmation prompt."""
+    from igny8ctl.migrations.recipe import RECIPES
+
+    return [f"{RECIPES[name].weakens[0].upper()}{RECIPES[name].weakens[1:]}."
+            for name in revisions]
+
+
+def downgrade_migration(settings: Settings, to: str | None = None) -> ApplyResult:
+    from igny8ctl.migrations import runner
+
+    return runner.downgrade(settings, to)
+
+
+def generate_migration(settings: Settings, directory: Path, force: bool = False) -> Generated:
     from igny8ctl.migrations import runner
 
     return runner.generate(settings, directory, force)
+
+
+def django_state(settings: Settings, files: list[Path], check: bool = False,
+                 model: str | None = None, field: str | None = None) -> DjangoStateResult:
+    """Report (``check``) or make state-only Django's migration of the tenant column."""
+    from igny8ctl.migrations import django_state as state
+
+    target = state.FieldTarget.of(settings, model, field)
+    return state.check(files, target) if check else state.rewrite(settings, files, target)
 
 
 # -- support: why can't this user or tenant use auto-cluster? (read-only) -----------------
@@ -495,8 +522,9 @@ def doctor_tenant(settings: Settings, tenant: str) -> TenantDiagnosis:
 
 __all__ = [
     "apply_clusters", "apply_fix", "apply_migration", "apply_undo", "catalogue",
-    "check_history", "cluster_plan_text", "demo", "doctor_tenant", "doctor_user",
-    "downgrade_migration", "fix_history", "generate_migration", "load_cluster_plan",
-    "migration_sql", "migration_status", "plan_fix", "plan_undo", "propose_clusters",
-    "record_checks", "repair", "run_checks",
+    "check_history", "cluster_plan_text", "demo", "django_state", "doctor_tenant",
+    "doctor_user", "downgrade_migration", "fix_history", "generate_migration",
+    "load_cluster_plan", "migration_downgrade_plan", "migration_sql", "migration_status",
+    "migration_weakens", "plan_fix", "plan_undo", "propose_clusters", "record_checks",
+    "repair", "run_checks",
 ]

@@ -320,7 +320,11 @@ def reflect(connection: Connection, settings: Settings) -> Igny8Schema:
     """Tables with their columns, primary keys and foreign keys, in three catalog reads.
 
     ``MetaData.reflect`` also reads indexes, unique and check constraints and comments,
-    which igny8ctl never uses and which cost several times as much.
+    which igny8ctl never uses and which cost several times as much. Only single-column
+    foreign keys are kept: they are Django's, and cascades and cross-tenant links follow
+    them; a composite tenant key (``igny8ctl migrate``) pairs ``account_id`` with a parent's
+    ``account_id`` and must not read as a reference of its own. ``igny8ctl.catalog`` reads
+    those keys from the catalog.
     """
     metadata = sa.MetaData()
     with database_errors(), warnings.catch_warnings():
@@ -330,7 +334,7 @@ def reflect(connection: Connection, settings: Settings) -> Igny8Schema:
         inspector = sa.inspect(connection)
         columns = inspector.get_multi_columns()
         primary_keys = inspector.get_multi_pk_constraint()
-        foreign_keys = inspector.get_multi_foreign_keys()
+        foreign_keys = dialect_of(connection).foreign_keys(connection)
     for key, reflected in sorted(columns.items(), key=lambda item: item[0][1]):
         schema, name = key
         primary_key = primary_keys.get(key)
@@ -348,6 +352,8 @@ def reflect(connection: Connection, settings: Settings) -> Igny8Schema:
     for key, constraints in foreign_keys.items():
         table = metadata.tables[_key(key[0], key[1])]
         for fk in constraints:
+            if len(fk["constrained_columns"]) != 1:
+                continue
             referred = metadata.tables.get(_key(fk.get("referred_schema"), fk["referred_table"]))
             if referred is None or not set(fk["referred_columns"]) <= set(referred.c.keys()):
                 continue

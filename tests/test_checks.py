@@ -90,14 +90,14 @@ def test_schema_checks_see_not_valid_constraints(postgres_url: str) -> None:
         "ALTER TABLE igny8_core_auth_user ADD CONSTRAINT acct_fk FOREIGN KEY (account_id) "
         "REFERENCES igny8_core_auth_account (id) DEFERRABLE INITIALLY DEFERRED NOT VALID"
     )
-    report = run(postgres_url, "schema.*")
+    report = run(postgres_url, "schema.user-*")
     nullable = report.results[0].findings[0]
     assert nullable.count == 1 and "acct_not_null exists but is NOT VALID" in nullable.message
     assert finding(report, "schema.user-account-fk:not-valid")[0] == 1
 
     seed.execute("ALTER TABLE igny8_core_auth_user VALIDATE CONSTRAINT acct_not_null")
     seed.execute("ALTER TABLE igny8_core_auth_user VALIDATE CONSTRAINT acct_fk")
-    report = run(postgres_url, "schema.*")
+    report = run(postgres_url, "schema.user-*")
     assert [r.detail for r in report.results] == [
         "enforced by validated CHECK acct_not_null", "foreign key acct_fk"]
     seed.execute("ALTER TABLE igny8_core_auth_user ALTER COLUMN account_id SET NOT NULL")

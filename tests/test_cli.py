@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from igny8ctl.checks import REGISTRY
 from tests.conftest import Result, pg_url
 from tests.seed import Seeder
 
@@ -157,7 +158,7 @@ def test_junit_has_one_testcase_per_check(cli: Cli, demo_url: str) -> None:
     result = cli("check", "--database-url", demo_url, "-f", "junit")
     suite = ET.fromstring(result.stdout)
     cases = suite.findall("testcase")
-    assert len(cases) == 8
+    assert len(cases) == len(REGISTRY)
     failures = {case.get("name"): case.find("failure") for case in cases}
     orphaned = failures["users.orphaned"]
     assert orphaned is not None and "10, 11, 12" in (orphaned.text or "")

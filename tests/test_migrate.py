@@ -19,8 +19,15 @@ from alembic.config import Config
 
 from igny8ctl.config import Settings
 from igny8ctl.errors import ExitCode
-from igny8ctl.migrations import CONNECTION, REVISION, SCRIPT_LOCATION, SETTINGS, runner
-from igny8ctl.migrations.recipe import django_name
+from igny8ctl.migrations import (
+    ACCOUNT_NOT_NULL,
+    CONNECTION,
+    SCRIPT_LOCATION,
+    SETTINGS,
+    TENANT_KEYS,
+    runner,
+)
+from igny8ctl.migrations.steps import django_name
 from tests.conftest import Result
 from tests.migrate_support import (
     ACCOUNT,
@@ -113,14 +120,17 @@ def test_apply_after_fix_enforces_and_is_idempotent(db_url: str, seed: Seeder, c
     result = cli("migrate", "apply", "--database-url", db_url)
 
     assert result.code == 0, result.stderr
-    assert f"applied revision {REVISION}" in result.stdout
+    assert "applied up to tenant-keys in" in result.stdout
+    assert f"(revision {TENANT_KEYS})" in result.stdout
     assert_enforced(seed)
     assert seed.rows("user") == rows
     again = cli("migrate", "apply", "--database-url", db_url)
     assert again.code == 0
     assert "nothing to do" in again.stdout
     status = json.loads(cli("migrate", "status", "--database-url", db_url, "-f", "json").stdout)
-    assert status["enforced"] and status["pending"] == [] and status["current"] == [REVISION]
+    assert status["kind"] == "migrate.status" and status["schema_version"] == 2
+    assert status["enforced"] and status["pending"] == [] and status["current"] == [TENANT_KEYS]
+    assert all(key["enforced"] for key in status["tenant_keys"])
 
 
 def test_missing_foreign_key_is_added_not_valid_then_validated(
@@ -128,8 +138,9 @@ def test_missing_foreign_key_is_added_not_valid_then_validated(
 ) -> None:
     account = tenant(pg)
     pg.drop_user_account_fk()
-    steps = [s.key for s in runner.status(Settings(database_url=postgres_url)).steps]
-    assert steps == ["check-add", "check-validate", "set-not-null", "fk-add", "fk-validate"]
+    first = runner.status(Settings(database_url=postgres_url)).revisions[0]
+    assert [s.key for s in first.steps] == [
+        "check-add", "check-validate", "set-not-null", "fk-add", "fk-validate"]
 
     assert cli("migrate", "apply", "--database-url", postgres_url).code == 0
 
@@ -146,8 +157,9 @@ def test_status_reports_counts_and_next_steps(db_url: str, seed: Seeder, cli: Cl
     document = json.loads(cli("migrate", "status", "--database-url", db_url, "-f", "json").stdout)
 
     assert table.code == 0
-    assert "allows NULL" in table.stdout and "refuse until repaired" in table.stdout
-    assert document["pending"] == [REVISION] and document["current"] == []
+    assert "allows NULL" in table.stdout
+    assert "refuse account-not-null until repaired" in table.stdout
+    assert document["pending"] == [ACCOUNT_NOT_NULL, TENANT_KEYS] and document["current"] == []
     assert document["nullable"] is True
     assert document["foreign_key"]["validated"] is True
     assert (document["orphaned_users"], document["dangling_users"]) == (1, 0)
@@ -162,6 +174,11 @@ def test_downgrade_asks_then_restores_nullability(db_url: str, seed: Seeder, cli
     refused = cli("migrate", "downgrade", "--database-url", db_url)
     assert refused.code == ExitCode.USAGE and "--yes" in refused.stderr
     assert enforcement(seed).not_null
+
+    keys_only = cli("migrate", "downgrade", "--database-url", db_url, "--yes")
+    assert keys_only.code == 0, keys_only.stderr
+    assert "downgraded to account-not-null" in keys_only.stdout
+    assert enforcement(seed).not_null, "one revision back: only the tenant keys went"
 
     result = cli("migrate", "downgrade", "--database-url", db_url, "--yes")
     assert result.code == 0, result.stderr
@@ -202,7 +219,7 @@ def test_sqlite_rebuild_keeps_what_django_created(sqlite_url: str, lite: Seeder)
 
     before, rows = structure(), lite.rows("user")
 
-    assert runner.apply(Settings(database_url=sqlite_url)).complete
+    assert runner.apply(Settings(database_url=sqlite_url), to="account-not-null").complete
 
     assert structure() == before
     assert lite.rows("user") == rows
@@ -216,16 +233,16 @@ def test_sqlite_rebuild_keeps_what_django_created(sqlite_url: str, lite: Seeder)
 def test_offline_sql_is_the_recipe_in_order(postgres_url: str, pg: Seeder, cli: Cli) -> None:
     tenant(pg)
     result = cli("migrate", "apply", "--sql", "--database-url", postgres_url,
-                 "--lock-timeout-ms", "1500")
+                 "--lock-timeout-ms", "1500", "--to", "account-not-null")
     assert result.code == 0, result.stderr
     script = result.stdout
     assert not version_table_exists(pg), "--sql never touches the database"
 
     check = django_name(USER, ["account_id"], "_notnull")
-    add = script.index(f"ADD CONSTRAINT {check} CHECK (account_id IS NOT NULL) NOT VALID;")
-    validate = script.index(f"VALIDATE CONSTRAINT {check};")
-    set_not_null = script.index(f"ALTER TABLE {USER} ALTER COLUMN account_id SET NOT NULL;")
-    drop = script.index(f"ALTER TABLE {USER} DROP CONSTRAINT {check};")
+    add = script.index(f'ADD CONSTRAINT "{check}" CHECK ("account_id" IS NOT NULL) NOT VALID;')
+    validate = script.index(f'VALIDATE CONSTRAINT "{check}";')
+    set_not_null = script.index(f'ALTER TABLE "{USER}" ALTER COLUMN "account_id" SET NOT NULL;')
+    drop = script.index(f'ALTER TABLE "{USER}" DROP CONSTRAINT "{check}";')
     assert add < validate < set_not_null < drop
     assert len(re.findall(r"(?m)^[^-\n].*SET NOT NULL", script)) == 1
     assert "COMMIT;" in script[add:validate] and "COMMIT;" in script[validate:set_not_null]
@@ -249,7 +266,7 @@ def test_offline_sql_is_the_recipe_in_order(postgres_url: str, pg: Seeder, cli: 
 def test_offline_script_refuses_orphans_before_any_ddl(postgres_url: str, pg: Seeder) -> None:
     tenant(pg)
     pg.user("orphan")
-    script = runner.offline_sql(Settings(database_url=postgres_url))
+    script = runner.offline_sql(Settings(database_url=postgres_url), "account-not-null")
     with psycopg.connect(postgres_url, autocommit=True) as connection, \
             pytest.raises(psycopg.errors.RaiseException, match="igny8ctl fix orphaned-users"):
         connection.execute(script.encode())
@@ -262,14 +279,16 @@ def test_interrupted_apply_resumes(postgres_url: str, pg: Seeder, cli: Cli) -> N
     settings = Settings(database_url=postgres_url)
 
     first = runner.apply(settings, max_steps=1)
-    assert [s.key for s in first.steps] == ["check-add"] and first.remaining == 2
+    assert [s.key for s in first.steps] == ["check-add"]
+    assert first.stopped is not None and first.stopped.remaining == 2
     state = enforcement(pg)
     assert not state.not_null and len(state.checks) == 1
     assert runner.status(settings).current == ()
     second = cli("migrate", "apply", "--database-url", postgres_url, "--max-steps", "1")
     assert second.code == 0 and "validate the check" in second.stdout
-    assert "stopped after 1 step(s) as asked, 1 left" in second.stdout
-    assert [c.validated for c in runner.status(settings).checks] == [True]
+    assert "stopped after 1 step(s) as asked, 1 left in account-not-null" in second.stdout
+    assert [c.validated for c in runner.status(settings).account_column.not_null_checks] == [
+        True]
 
     # A real kill: the last step waits for a lock when the process dies.
     (Path("igny8ctl.toml")).write_text("lock_timeout_ms = 300\nlock_retries = 100\n")
@@ -287,8 +306,8 @@ def test_interrupted_apply_resumes(postgres_url: str, pg: Seeder, cli: Cli) -> N
         blocker.close()
 
     result = runner.apply(settings)
-    assert [s.key for s in result.steps] == ["set-not-null"]
-    assert result.before == () and result.after == (REVISION,)
+    assert [s.key for s in result.steps if s.revision == "account-not-null"] == ["set-not-null"]
+    assert result.before == () and result.after == (TENANT_KEYS,)
     assert_enforced(pg)
 
 
@@ -311,8 +330,9 @@ def test_lock_held_elsewhere_gives_up_naming_the_blocker(
     assert result.code == ExitCode.LOCKED
     message = result.stderr.strip()
     assert len(message.splitlines()) == 1
-    assert f"pid {blocker_pid} (test-blocker, idle in transaction" in message
+    assert f"blocked by: pid {blocker_pid} (test-blocker, idle in transaction" in message
     assert "LOCK TABLE igny8_core_auth_user" in message
+    assert "test-writer" not in message, "a writer queued behind the ALTER is no blocker"
     assert "after 3 attempt(s)" in message and "apply again to resume" in message
     assert enforcement(pg).checks == () and not enforcement(pg).not_null
     assert blocked_writes > 20, "the writer kept writing between attempts"
@@ -332,7 +352,7 @@ def test_timeouts_are_validated(postgres_url: str, cli: Cli) -> None:
     assert "statement_timeout_ms (5000) must be above lock_timeout_ms (5000)" in result.stderr
 
 
-def test_generate_writes_a_revision_that_runs(
+def test_generate_writes_revisions_that_run(
     postgres_url: str, pg: Seeder, cli: Cli, tmp_path: Path
 ) -> None:
     tenant(pg)
@@ -340,12 +360,19 @@ def test_generate_writes_a_revision_that_runs(
     out.mkdir()
     result = cli("migrate", "generate", "--dir", str(out))
     assert result.code == 0, result.stderr
-    path = out / f"{REVISION}_user_account_not_null.py"
-    text = path.read_text()
-    compile(text, str(path), "exec")
-    assert f"revision = {REVISION!r}" in text and "down_revision = None" in text
-    assert f"ALTER TABLE {USER} ALTER COLUMN account_id SET NOT NULL;" in text
-    assert "SETTINGS = Settings(" in text
+    first = out / f"{ACCOUNT_NOT_NULL}_user_account_not_null.py"
+    second = out / f"{TENANT_KEYS}_tenant_keys.py"
+    assert result.stdout.split() == ["wrote", str(first), "wrote", str(second)]
+    namespace: dict[str, object] = {}
+    exec(compile(first.read_text(), str(first), "exec"), namespace)
+    assert namespace["revision"] == ACCOUNT_NOT_NULL and namespace["down_revision"] is None
+    assert f'ALTER TABLE "{USER}" ALTER COLUMN "account_id" SET NOT NULL;' in str(
+        namespace["SQL"])
+    assert isinstance(namespace["SETTINGS"], Settings)
+    keys: dict[str, object] = {}
+    exec(compile(second.read_text(), str(second), "exec"), keys)
+    assert keys["down_revision"] == ACCOUNT_NOT_NULL
+    assert "CREATE UNIQUE INDEX CONCURRENTLY" in str(keys["SQL"])
     assert cli("migrate", "generate", "--dir", str(out)).code == ExitCode.USAGE
     assert cli("migrate", "generate", "--dir", str(out), "--force").code == 0
 
@@ -360,6 +387,7 @@ def test_generate_writes_a_revision_that_runs(
         command.upgrade(config, "head")
     engine.dispose()
     assert_enforced(pg)
+    assert runner.status(Settings(database_url=postgres_url)).next_action.startswith("nothing")
 
 
 def test_autogenerate_ignores_django_tables(postgres_url: str, pg: Seeder) -> None:

@@ -20,6 +20,7 @@ import pytest
 
 from tests.conftest import Result
 from tests.fake_openai import FakeOpenAI
+from tests.migrate_support import ALTER, DJANGO_MIGRATION, HEAD, TAIL
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 STOP = {">", ">>", "|", "&&", ";", "2>&1", "#"}
@@ -65,6 +66,9 @@ def test_every_readme_command_runs(cli: Callable[..., Result], tmp_path: Path,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     demo = tmp_path / "igny8ctl-demo.sqlite3"
     monkeypatch.setenv("IGNY8_DATABASE_URL", f"sqlite:///{demo}")
+    migration = tmp_path / DJANGO_MIGRATION  # what the migrate section's django-state reads
+    migration.parent.mkdir(parents=True)
+    migration.write_text(HEAD + ALTER + TAIL)
     monkeypatch.setattr("igny8ctl.cli.options.stdin_is_terminal", lambda: True)
     with FakeOpenAI() as fake:
         for command in readme_commands():

@@ -6,6 +6,7 @@ from igny8ctl.checks.accounts_owner import AccountsOwner
 from igny8ctl.checks.ai_settings import AiSettings
 from igny8ctl.checks.base import Check, CheckInfo, CheckResult, Finding, Severity
 from igny8ctl.checks.clusters_counts import ClustersCounts
+from igny8ctl.checks.schema_tenant_keys import SchemaTenantKeys
 from igny8ctl.checks.schema_user_account_fk import SchemaUserAccountFk
 from igny8ctl.checks.schema_user_account_nullable import SchemaUserAccountNullable
 from igny8ctl.checks.tenancy_cross_tenant import TenancyCrossTenant
@@ -19,6 +20,7 @@ REGISTRY: tuple[type[Check], ...] = (
     SchemaUserAccountFk,
     AccountsOwner,
     TenancyCrossTenant,
+    SchemaTenantKeys,
     AiSettings,
     ClustersCounts,
 )

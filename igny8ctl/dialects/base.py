@@ -11,13 +11,29 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     import sqlalchemy as sa
     from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.sql.compiler import SQLCompiler
 
-    from igny8ctl.catalog import AccountColumnState
+    from igny8ctl.catalog import AccountColumnState, Constraint
 
 
 def quote_identifier(name: str) -> str:
     """An identifier as SQL text, quoted whatever it holds (both databases double ``"``)."""
     return '"' + name.replace('"', '""') + '"'
+
+
+_BIND_SAFE: dict[type[SQLCompiler], type[SQLCompiler]] = {}
+
+
+def bind_safe(compiler: type[SQLCompiler]) -> type[SQLCompiler]:
+    """``compiler`` with control characters escaped in bind names too: SQLAlchemy names a
+    parameter after its column and escapes a space or a colon there, not a newline, which
+    would break the placeholder (and the statement) for a column whose name holds one."""
+    if compiler not in _BIND_SAFE:
+        escapes = {**compiler.bindname_escape_characters,
+                   **{chr(code): "_" for code in (*range(32), 127)}}
+        _BIND_SAFE[compiler] = type(compiler.__name__, (compiler,),
+                                    {"bindname_escape_characters": escapes})
+    return _BIND_SAFE[compiler]
 
 
 def lock_key(name: str) -> int:
@@ -36,6 +52,9 @@ class Dialect(ABC):
     row_locks: ClassVar[bool]
     #: What to add when saying a foreign key is valid.
     foreign_key_note: ClassVar[str] = ""
+    #: ``ALTER TABLE`` adds and validates constraints in place, each step in a transaction of
+    #: its own (PostgreSQL); without it a migration rebuilds the table, in one transaction.
+    alters_constraints: ClassVar[bool]
 
     def quote(self, name: str) -> str:
         return quote_identifier(name)
@@ -114,3 +133,26 @@ class Dialect(ABC):
     def account_column(self, connection: Connection, user: sa.Table, column: str,
                        account: sa.Table) -> AccountColumnState:
         """What the database itself enforces on ``user.column`` (NOT NULL, keys, checks)."""
+
+    @abstractmethod
+    def prepare_migration(self, dbapi_connection: Any) -> None:
+        """Set up a driver connection for a migration, before any transaction begins."""
+
+    @abstractmethod
+    def foreign_keys(self, connection: Connection) -> dict[tuple[str | None, str],
+                                                          list[dict[str, Any]]]:
+        """Every foreign key of the default schema's tables, keyed and shaped as
+        ``Inspector.get_multi_foreign_keys`` returns them."""
+
+    @abstractmethod
+    def unique_keys(self, connection: Connection, table: sa.Table,
+                    columns: tuple[str, ...]) -> tuple[Constraint, ...]:
+        """Unique indexes or constraints of ``table`` on exactly ``columns`` (in any order)
+        that a foreign key can reference; ``validated`` is False for an INVALID index left
+        by an interrupted concurrent build."""
+
+    @abstractmethod
+    def composite_foreign_keys(self, connection: Connection, child: sa.Table,
+                               columns: tuple[str, ...], parent: sa.Table,
+                               parent_columns: tuple[str, ...]) -> tuple[Constraint, ...]:
+        """Foreign keys of ``child`` on exactly ``columns`` referencing ``parent_columns``."""

@@ -11,16 +11,22 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.selectable import NamedFromClause
 
 from igny8ctl.catalog import AccountColumnState, Constraint
-from igny8ctl.dialects.base import Dialect, lock_key
+from igny8ctl.dialects.base import Dialect, bind_safe, lock_key
 
 
 class PostgreSQL(Dialect):
     name: ClassVar[str] = "postgresql"
     writes_in_ctes: ClassVar[bool] = True
     row_locks: ClassVar[bool] = True
+    alters_constraints: ClassVar[bool] = True
 
     def configure_engine(self, engine: Engine) -> None:
-        """Connections need nothing beyond the URL's options."""
+        """Connections need nothing beyond the URL's options; statements need bind names
+        that a column's name cannot break."""
+        engine.dialect.statement_compiler = bind_safe(engine.dialect.statement_compiler)
+
+    def prepare_migration(self, dbapi_connection: Any) -> None:
+        """Steps set their own timeouts; the session needs nothing."""
 
     def begin_read_only(self, connection: Connection, statement_timeout_ms: int) -> None:
         connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -105,10 +111,10 @@ class PostgreSQL(Dialect):
             sa.text(
                 "SELECT conname, convalidated FROM pg_constraint "
                 "WHERE conrelid = to_regclass(:user) AND contype = 'c' "
-                "AND regexp_replace(pg_get_expr(conbin, conrelid), '[()\\s\"]', '', 'g') "
-                "= :definition ORDER BY conname"
+                "AND pg_get_expr(conbin, conrelid) = format('(%I IS NOT NULL)', "
+                "CAST(:column AS text)) ORDER BY conname"
             ),
-            {**names, "definition": column.replace('"', "") + "ISNOTNULL"},
+            names,
         ).all()
         foreign_keys = connection.execute(
             sa.text(
@@ -125,3 +131,69 @@ class PostgreSQL(Dialect):
             tuple(Constraint(r.conname, bool(r.convalidated)) for r in checks),
             tuple(Constraint(r.conname, bool(r.convalidated)) for r in foreign_keys),
         )
+
+    def foreign_keys(self, connection: Connection) -> dict[tuple[str | None, str],
+                                                          list[dict[str, Any]]]:
+        """From ``pg_constraint``'s column arrays: names arrive as data, whatever they hold
+        (SQLAlchemy parses ``pg_get_constraintdef`` text, which a newline in a name breaks)."""
+        rows = connection.execute(sa.text(
+            "SELECT c.relname AS child, k.conname AS name, "
+            "CASE WHEN rn.nspname = current_schema() THEN NULL ELSE rn.nspname END AS schema, "
+            "r.relname AS parent, "
+            "ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY o(n, i) "
+            "JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = o.n ORDER BY o.i) "
+            "AS columns, "
+            "ARRAY(SELECT a.attname::text FROM unnest(k.confkey) WITH ORDINALITY o(n, i) "
+            "JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = o.n ORDER BY o.i) "
+            "AS parent_columns "
+            "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+            "JOIN pg_class r ON r.oid = k.confrelid "
+            "JOIN pg_namespace rn ON rn.oid = r.relnamespace "
+            "WHERE k.contype = 'f' AND c.relnamespace = to_regnamespace(current_schema()) "
+            "ORDER BY c.relname, k.conname")).all()
+        found: dict[tuple[str | None, str], list[dict[str, Any]]] = {}
+        for row in rows:
+            found.setdefault((None, row.child), []).append({
+                "name": row.name, "constrained_columns": list(row.columns),
+                "referred_schema": row.schema, "referred_table": row.parent,
+                "referred_columns": list(row.parent_columns)})
+        return found
+
+    def unique_keys(self, connection: Connection, table: sa.Table,
+                    columns: tuple[str, ...]) -> tuple[Constraint, ...]:
+        rows = connection.execute(
+            sa.text(
+                "SELECT i.relname, x.indisvalid FROM pg_index x "
+                "JOIN pg_class i ON i.oid = x.indexrelid "
+                "WHERE x.indrelid = to_regclass(:table) AND x.indisunique AND x.indimmediate "
+                "AND x.indpred IS NULL AND x.indexprs IS NULL AND x.indnkeyatts = :count "
+                "AND ARRAY(SELECT a.attname::text FROM pg_attribute a "
+                "WHERE a.attrelid = x.indrelid AND a.attnum = ANY (x.indkey::int2[]) "
+                "ORDER BY a.attname::text COLLATE \"C\") = CAST(:columns AS text[]) "
+                "ORDER BY x.indisvalid DESC, i.relname"
+            ),
+            {"table": self.qualified(table), "count": len(columns),
+             "columns": sorted(columns, key=lambda name: name.encode())},
+        ).all()
+        return tuple(Constraint(r.relname, bool(r.indisvalid)) for r in rows)
+
+    def composite_foreign_keys(self, connection: Connection, child: sa.Table,
+                               columns: tuple[str, ...], parent: sa.Table,
+                               parent_columns: tuple[str, ...]) -> tuple[Constraint, ...]:
+        rows = connection.execute(
+            sa.text(
+                "SELECT c.conname, c.convalidated FROM pg_constraint c "
+                "WHERE c.contype = 'f' AND c.conrelid = to_regclass(:child) "
+                "AND c.confrelid = to_regclass(:parent) "
+                "AND ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, i) "
+                "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n "
+                "ORDER BY k.i) = CAST(:columns AS text[]) "
+                "AND ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(n, i) "
+                "JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n "
+                "ORDER BY k.i) = CAST(:parent_columns AS text[]) "
+                "ORDER BY c.convalidated DESC, c.conname"
+            ),
+            {"child": self.qualified(child), "parent": self.qualified(parent),
+             "columns": list(columns), "parent_columns": list(parent_columns)},
+        ).all()
+        return tuple(Constraint(r.conname, bool(r.convalidated)) for r in rows)

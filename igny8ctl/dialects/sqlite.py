@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from igny8ctl.catalog import AccountColumnState, Constraint
-from igny8ctl.dialects.base import Dialect
+from igny8ctl.dialects.base import Dialect, bind_safe
 from igny8ctl.errors import ConfigError
 from igny8ctl.slug import SQLITE_FUNCTION, slugify
 
@@ -34,13 +35,24 @@ def _on_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _foreign_keys(connection: Connection, table: str) -> list[Any]:
+    """The keys of ``table``: columns from PRAGMA foreign_key_list, names parsed from the
+    table's SQL by SQLAlchemy (a quote in a column name can defeat that parse, which only
+    costs the name)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sa.exc.SAWarning)
+        return list(sa.inspect(connection).get_foreign_keys(table))
+
+
 class SQLite(Dialect):
     name: ClassVar[str] = "sqlite"
     writes_in_ctes: ClassVar[bool] = False
     row_locks: ClassVar[bool] = False
     foreign_key_note: ClassVar[str] = " (enforced only where PRAGMA foreign_keys is on)"
+    alters_constraints: ClassVar[bool] = False
 
     def configure_engine(self, engine: Engine) -> None:
+        engine.dialect.statement_compiler = bind_safe(engine.dialect.statement_compiler)
         sa.event.listen(engine, "connect", _on_connect)
         sa.event.listen(engine, "begin", _on_begin)
 
@@ -127,6 +139,11 @@ class SQLite(Dialect):
         finally:
             os.close(descriptor)
 
+    def prepare_migration(self, dbapi_connection: Any) -> None:
+        """A table rebuild must not fire foreign keys, and SQLite ignores this PRAGMA inside
+        a transaction: it is set on the driver before SQLAlchemy begins one."""
+        dbapi_connection.execute("PRAGMA foreign_keys = OFF")
+
     def account_column(self, connection: Connection, user: sa.Table, column: str,
                        account: sa.Table) -> AccountColumnState:
         inspector = sa.inspect(connection)
@@ -134,7 +151,39 @@ class SQLite(Dialect):
                        for c in inspector.get_columns(user.name))
         keys = tuple(
             Constraint(fk["name"] or "(unnamed)", True)
-            for fk in inspector.get_foreign_keys(user.name)
+            for fk in _foreign_keys(connection, user.name)
             if fk["constrained_columns"] == [column] and fk["referred_table"] == account.name
         )
         return AccountColumnState(not_null, (), keys)
+
+    def foreign_keys(self, connection: Connection) -> dict[tuple[str | None, str],
+                                                          list[dict[str, Any]]]:
+        """SQLAlchemy reads SQLite's keys with ``PRAGMA foreign_key_list``: names are data."""
+        return dict(sa.inspect(connection).get_multi_foreign_keys())
+
+    def unique_keys(self, connection: Connection, table: sa.Table,
+                    columns: tuple[str, ...]) -> tuple[Constraint, ...]:
+        """Unique indexes, inline UNIQUE constraints included (SQLite has no INVALID ones)."""
+        wanted = sorted(columns)
+        found = []
+        for index in connection.exec_driver_sql(
+                f"PRAGMA index_list({self.quote(table.name)})").mappings():
+            if not index["unique"] or index["partial"]:
+                continue
+            info = connection.exec_driver_sql(
+                f"PRAGMA index_info({self.quote(index['name'])})").mappings().all()
+            names = [row["name"] for row in info]
+            if None not in names and sorted(names) == wanted:
+                found.append(Constraint(str(index["name"]), True))
+        return tuple(sorted(found, key=lambda c: c.name))
+
+    def composite_foreign_keys(self, connection: Connection, child: sa.Table,
+                               columns: tuple[str, ...], parent: sa.Table,
+                               parent_columns: tuple[str, ...]) -> tuple[Constraint, ...]:
+        return tuple(
+            Constraint(fk["name"] or "(unnamed)", True)
+            for fk in _foreign_keys(connection, child.name)
+            if tuple(fk["constrained_columns"]) == columns
+            and fk["referred_table"] == parent.name
+            and tuple(fk["referred_columns"]) == parent_columns
+        )

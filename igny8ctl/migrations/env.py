@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from alembic import context
 
 from igny8ctl.config import load_settings
-from igny8ctl.db import create_engine
+from igny8ctl.db import create_engine, normalize_url
+from igny8ctl.dialects import dialect_named, dialect_of
 from igny8ctl.migrations import CONNECTION, SETTINGS, VERSION_TABLE
 
 config = context.config
@@ -37,19 +38,14 @@ def _options() -> dict[str, Any]:
 def run_offline() -> None:
     settings = config.attributes.get(SETTINGS)
     url = getattr(settings, "database_url", None) or config.get_main_option("sqlalchemy.url")
-    dialect = url.partition(":")[0].partition("+")[0] if url else "postgresql"
-    context.configure(dialect_name="sqlite" if dialect == "sqlite" else "postgresql",
-                      literal_binds=True, **_options())
+    backend = normalize_url(url).get_backend_name() if url else "postgresql"
+    context.configure(dialect_name=dialect_named(backend).name, literal_binds=True, **_options())
     with context.begin_transaction():
         context.run_migrations()
 
 
 def run_online(connection: sa.Connection) -> None:
-    if connection.dialect.name == "sqlite":
-        # The table rebuild must not fire foreign keys, and SQLite ignores this PRAGMA
-        # inside a transaction: set it on the driver before SQLAlchemy begins one.
-        connection.connection.driver_connection.execute(  # type: ignore[union-attr]
-            "PRAGMA foreign_keys = OFF")
+    dialect_of(connection).prepare_migration(connection.connection.driver_connection)
     context.configure(connection=connection, **_options())
     with context.begin_transaction():
         context.run_migrations()

@@ -7,215 +7,313 @@ import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from alembic.util import CommandError, format_as_comma
 from mako.template import Template  # type: ignore[import-untyped]
 
 from igny8ctl import __version__
-from igny8ctl.catalog import Constraint, account_column_state
+from igny8ctl.catalog import (
+    AccountColumnState,
+    TenantKeyState,
+    TenantLink,
+    account_column_state,
+    tenant_links,
+)
 from igny8ctl.config import Settings
 from igny8ctl.db import connect, create_engine, display_url, job_lock, read_only, reflect
 from igny8ctl.errors import ConfigError, DatabaseUnavailable
 from igny8ctl.migrations import (
     CONNECTION,
+    HEAD,
     MAX_STEPS,
-    REVISION,
+    REVISIONS,
     SCRIPT_LOCATION,
     SETTINGS,
     STEP_LOG,
     VERSION_TABLE,
+    account_not_null,
     recipe,
 )
+from igny8ctl.migrations.steps import Policy, Step, StepRun, Stopped
+from igny8ctl.migrations.tenant_keys import TenantKeys
 
 JOB_LOCK = "migrate"
+BASE = "base"
+NAMES = {revision: name for name, revision in REVISIONS.items()}
+
+
+@dataclass(frozen=True)
+class RevisionState:
+    """One revision: recorded or not, the steps ``apply`` would run, and why it would refuse."""
+
+    name: str
+    revision: str
+    applied: bool
+    steps: tuple[Step, ...]
+    refusal: str | None
+
+    @property
+    def drifted(self) -> bool:
+        """Recorded, yet the catalog lacks some of its work: ``apply`` runs it again."""
+        return self.applied and bool(self.steps)
 
 
 @dataclass(frozen=True)
 class MigrationStatus:
+    KIND: ClassVar[str] = "migrate.status"
+
     database: str
     dialect: str
+    current: tuple[str, ...]
+    revisions: tuple[RevisionState, ...]
     table: str
     column: str
-    current: tuple[str, ...]
-    head: str
-    pending: tuple[str, ...]
-    nullable: bool
-    foreign_key: Constraint | None
-    checks: tuple[Constraint, ...]
+    account_column: AccountColumnState
     orphaned: int
     dangling: int
-    steps: tuple[recipe.Step, ...]
+    tenant_keys: tuple[TenantKeyState, ...]
+    excluded: tuple[TenantLink, ...]
 
     @property
-    def refusal(self) -> str | None:
-        """Why ``apply`` would refuse, if it would."""
-        return recipe.refusal(self.orphaned, self.dangling) if self.steps else None
+    def head(self) -> str:
+        return HEAD
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        return tuple(r.revision for r in self.revisions if not r.applied)
+
+    @property
+    def nullable(self) -> bool:
+        return not self.account_column.not_null
 
     @property
     def enforced(self) -> bool:
-        return not self.nullable and self.foreign_key is not None and self.foreign_key.validated
+        key = self.account_column.valid_foreign_key
+        return not self.nullable and key is not None
+
+    @property
+    def refusal(self) -> str | None:
+        return next((r.refusal for r in self.revisions if r.refusal), None)
 
     @property
     def next_action(self) -> str:
-        if self.steps and not self.pending:
-            return ("nothing: the revision is recorded as applied, yet the column or its key "
-                    "was changed by hand; igny8ctl migrate downgrade, then apply, re-runs it")
-        if self.refusal:
-            return "refuse until repaired: " + self.refusal.split(": ", 1)[1]
-        if self.steps:
-            return "run " + "; then ".join(step.title for step in self.steps)
+        refused = next((r for r in self.revisions if r.refusal), None)
+        if refused is not None and refused.refusal is not None:
+            return (f"refuse {refused.name} until repaired: "
+                    + refused.refusal.split(": ", 1)[1])
+        todo = [step for r in self.revisions for step in r.steps]
+        drifted = [r.name for r in self.revisions if r.drifted]
+        if todo:
+            again = (f" ({', '.join(drifted)} recorded, yet the database lost some of it)"
+                     if drifted else "")
+            if len(todo) <= 3:
+                return "run " + "; then ".join(step.title for step in todo) + again
+            counts = ", ".join(f"{len(r.steps)} of {r.name}" for r in self.revisions if r.steps)
+            return f"run {len(todo)} steps ({counts}), in the order listed{again}"
         if self.pending:
-            return f"record revision {self.head} (the database already enforces it)"
-        return "nothing: the database enforces it"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "database": self.database,
-            "dialect": self.dialect,
-            "table": self.table,
-            "column": self.column,
-            "current": list(self.current),
-            "head": self.head,
-            "pending": list(self.pending),
-            "nullable": self.nullable,
-            "foreign_key": None if self.foreign_key is None else {
-                "name": self.foreign_key.name, "validated": self.foreign_key.validated},
-            "not_null_checks": [{"name": c.name, "validated": c.validated} for c in self.checks],
-            "orphaned_users": self.orphaned,
-            "dangling_users": self.dangling,
-            "enforced": self.enforced,
-            "next": {
-                "action": self.next_action,
-                "refused": self.refusal is not None,
-                "steps": [{"key": s.key, "title": s.title, "sql": list(s.statements)}
-                          for s in self.steps],
-            },
-        }
+            return (f"record revision(s) {', '.join(NAMES[r] for r in self.pending)} (the "
+                    "database already enforces them)")
+        return "nothing: the database enforces every revision"
 
 
 @dataclass(frozen=True)
 class ApplyResult:
+    KIND: ClassVar[str] = "migrate.run"
+
     database: str
     direction: str
+    target: str
     before: tuple[str, ...]
     after: tuple[str, ...]
-    steps: tuple[recipe.StepRun, ...]
-    remaining: int
+    steps: tuple[StepRun, ...]
+    stopped: Stopped | None
     duration_s: float
 
     @property
     def complete(self) -> bool:
-        return self.remaining == 0
+        return self.stopped is None
 
     @property
     def changed(self) -> bool:
         return bool(self.steps) or self.before != self.after
 
 
+@dataclass(frozen=True)
+class Generated:
+    KIND: ClassVar[str] = "migrate.generate"
+
+    paths: tuple[Path, ...]
+
+
 def status(settings: Settings) -> MigrationStatus:
     """Revisions, what the catalog enforces, the blocking defects, and ``apply``'s next steps."""
-    target = recipe.Target.of(settings)
     engine = create_engine(settings)
     with read_only(engine, settings) as connection:
         schema = reflect(connection, settings)
-        state = account_column_state(connection, schema)
-        orphaned, dangling = recipe.defect_counts(connection, schema, settings)
         current = _current(connection)
-    script = ScriptDirectory.from_config(_config(settings))
-    head = script.get_current_head() or REVISION
-    pending = tuple(reversed([
-        s.revision for s in script.iterate_revisions("heads", current or "base")]))
-    return MigrationStatus(
-        database=display_url(engine.url),
-        dialect=engine.dialect.name,
-        table=target.user_table,
-        column=target.column,
-        current=current,
-        head=head,
-        pending=pending,
-        nullable=not state.not_null,
-        foreign_key=state.valid_foreign_key or next(iter(state.foreign_keys), None),
-        checks=state.not_null_checks,
-        orphaned=orphaned,
-        dangling=dangling,
-        steps=recipe.plan(state, target, engine.dialect.name),
-    )
+        applied = _applied(current)
+        revisions = []
+        for name, revision in REVISIONS.items():
+            step_recipe = recipe.RECIPES[name](settings)
+            steps = step_recipe.plan(connection, schema)
+            refusal = step_recipe.preflight(connection, schema) if steps else None
+            revisions.append(RevisionState(name, revision, revision in applied, steps,
+                                           refusal.message if refusal else None))
+        state = account_column_state(connection, schema)
+        orphaned, dangling = account_not_null.defect_counts(connection, schema, settings)
+        keys = TenantKeys(settings)
+        tenant_keys = tuple(keys.states(connection, schema))
+        excluded = tuple(tenant_links(schema, excluded=True))
+    target = account_not_null.Target.of(settings)
+    return MigrationStatus(display_url(engine.url), engine.dialect.name, current,
+                           tuple(revisions), target.user_table, target.column, state,
+                           orphaned, dangling, tenant_keys, excluded)
 
 
-def apply(settings: Settings, max_steps: int | None = None) -> ApplyResult:
-    """Upgrade to head. ``max_steps`` stops early, unrecorded, for a staged rollout."""
-    return _migrate(settings, "upgrade", max_steps)
+def revision_of(name: str, allow_base: bool = False) -> str:
+    """A revision named as operators name it (``tenant-keys``), or by id; ``base`` for none."""
+    if allow_base and name == BASE:
+        return BASE
+    if name in REVISIONS:
+        return REVISIONS[name]
+    if name in NAMES:
+        return name
+    choices = ", ".join([*REVISIONS, *([BASE] if allow_base else [])])
+    raise ConfigError(f"unknown revision {name!r} (choose {choices})", key="--to")
 
 
-def downgrade(settings: Settings) -> ApplyResult:
-    """Make the column nullable again; the foreign key stays."""
-    return _migrate(settings, "downgrade", None)
+def apply(settings: Settings, to: str | None = None,
+          max_steps: int | None = None) -> ApplyResult:
+    """Upgrade to ``to`` (default head). ``max_steps`` stops early, unrecorded, for a staged
+    rollout. Recorded revisions whose work the catalog no longer shows are run again."""
+    target = revision_of(to) if to else HEAD
+    Policy.of(settings)
+    engine = create_engine(settings)
+    started = time.perf_counter()
+    log: list[StepRun] = []
+    stopped: Stopped | None = None
+    with job_lock(engine, JOB_LOCK), connect(engine) as connection:
+        before = _current(connection)
+        connection.rollback()
+        wanted = _upto(target)
+        try:
+            if not set(wanted) <= _applied(before):
+                config = _config(settings)
+                config.attributes.update({CONNECTION: connection, STEP_LOG: log,
+                                          MAX_STEPS: max_steps})
+                with _alembic_errors():
+                    command.upgrade(config, target)
+            recipe.reassert(connection, settings, [NAMES[r] for r in wanted], log, max_steps)
+        except Stopped as stop:
+            stopped = stop
+        after = _current(connection)
+        connection.rollback()
+    return ApplyResult(display_url(engine.url), "upgrade", NAMES[target], before, after,
+                       tuple(log), stopped, time.perf_counter() - started)
 
 
-def offline_sql(settings: Settings) -> str:
+def downgrade_target(settings: Settings, to: str | None) -> tuple[str, tuple[str, ...]]:
+    """Where ``downgrade`` goes (one revision back without ``to``) and the revisions it
+    takes away, newest first; read before asking the operator."""
+    engine = create_engine(settings)
+    with read_only(engine, settings) as connection:
+        current = _current(connection)
+    return _downgrade_plan(current, to)
+
+
+def downgrade(settings: Settings, to: str | None = None) -> ApplyResult:
+    """Take revisions away: one back, to a named one, or to ``base``."""
+    Policy.of(settings)
+    engine = create_engine(settings)
+    started = time.perf_counter()
+    log: list[StepRun] = []
+    with job_lock(engine, JOB_LOCK), connect(engine) as connection:
+        before = _current(connection)
+        connection.rollback()
+        target, removed = _downgrade_plan(before, to)
+        if removed:
+            config = _config(settings)
+            config.attributes.update({CONNECTION: connection, STEP_LOG: log})
+            with _alembic_errors():
+                command.downgrade(config, target)
+        after = _current(connection)
+        connection.rollback()
+    return ApplyResult(display_url(engine.url), "downgrade", NAMES.get(target, BASE), before,
+                       after, tuple(log), None, time.perf_counter() - started)
+
+
+def offline_sql(settings: Settings, to: str | None = None) -> str:
     """The upgrade as a SQL script for review, without connecting to the database."""
     buffer = io.StringIO()
     with _alembic_errors():
-        command.upgrade(_config(settings, buffer), "head", sql=True)
+        command.upgrade(_config(settings, buffer), revision_of(to) if to else HEAD, sql=True)
     return buffer.getvalue()
 
 
-def generate(settings: Settings, directory: Path, force: bool = False) -> Path:
-    """Write the revision, names and SQL spelled out, for an operator's own repository."""
+def generate(settings: Settings, directory: Path, force: bool = False) -> Generated:
+    """Write the revisions, mapping and SQL spelled out (as data), for an operator's own
+    repository; each calls ``igny8ctl.migrations.recipe``."""
+    from igny8ctl.outputs import write_output
+
     if not directory.is_dir():
-        raise ConfigError(f"{directory} is not a directory")
-    path = directory / f"{REVISION}_user_account_not_null.py"
-    if path.exists() and not force:
-        raise ConfigError(f"{path} already exists: pass --force to overwrite it")
-    target = recipe.Target.of(settings)
-    policy = recipe.Policy.of(settings)
+        raise ConfigError(f"--dir {directory} is not a directory", key="--dir")
+    policy = Policy.of(settings)
+    packaged = [entry.name for entry in (resources.files("igny8ctl.migrations") / "versions")
+                .iterdir() if entry.name.endswith(".py")]
+    paths = {name: directory / next(file for file in packaged if file.startswith(revision))
+             for name, revision in REVISIONS.items()}
+    for path in paths.values():
+        if path.exists() and not force:
+            raise ConfigError(f"{path} already exists: pass --force to overwrite it",
+                              key="--dir")
     template = Template(text=(resources.files("igny8ctl.migrations") / "script.py.mako")
                         .read_text(encoding="utf-8"))
-    text = template.render(
-        message=f"Make {target.user_table}.{target.column} NOT NULL, with a valid foreign key.",
-        up_revision=REVISION,
-        down_revision=None,
-        branch_labels=None,
-        depends_on=None,
-        create_date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
-        comma=format_as_comma,
-        recipe_sql=_recipe_doc(target, policy),
-        imports="from igny8ctl.config import Settings\nfrom igny8ctl.migrations import recipe",
-        preamble=_settings_literal(settings),
-        upgrades="recipe.upgrade(op.get_context(), SETTINGS)",
-        downgrades="recipe.downgrade(op.get_context(), SETTINGS)",
-    )
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"cannot write {path}: {error.strerror}") from None
-    return path
+    previous = None
+    for name, revision in REVISIONS.items():
+        text = template.render(
+            message=f"{name}: {_PURPOSE[name]}",
+            up_revision=revision,
+            down_revision=previous,
+            branch_labels=None,
+            depends_on=None,
+            create_date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            comma=format_as_comma,
+            notes=_notes(policy),
+            imports="from igny8ctl.config import Settings\nfrom igny8ctl.migrations import recipe",
+            preamble=_settings_literal(settings) + "\n\n" + _sql_literal(settings, revision),
+            upgrades=f"recipe.upgrade(op.get_context(), {name!r}, SETTINGS)",
+            downgrades=f"recipe.downgrade(op.get_context(), {name!r}, SETTINGS)",
+        )
+        write_output(paths[name], text, "--dir")
+        previous = revision
+    return Generated(tuple(paths.values()))
 
 
-def _recipe_doc(target: recipe.Target, policy: recipe.Policy) -> str:
-    intro = textwrap.fill(
-        f"Generated by igny8ctl {__version__}. On PostgreSQL each step below runs in its own "
-        f"transaction with lock_timeout {policy.lock_timeout_ms} ms and statement_timeout "
-        f"{policy.statement_timeout_ms} ms, makes up to {policy.attempts} attempts while its "
-        "lock times out, and is skipped when the catalog shows it done (the DO blocks are how "
-        "a plain script says that). SQLite rebuilds the table in batch mode. Downgrade: DROP "
-        "NOT NULL; the foreign key stays.", width=88)
-    lines = [intro]
-    for number, step in enumerate(recipe.offline_steps(target), 1):
-        lines += ["", f"    -- {number}. {step.title}"]
-        lines += ["    " + line for statement in step.statements
-                  for line in (statement + ";").splitlines()]
-    return "\n".join(lines)
+_PURPOSE = {
+    "account-not-null": "the user's tenant column NOT NULL, with a valid foreign key.",
+    "tenant-keys": "composite (id, tenant) keys that keep every link inside one tenant.",
+}
+
+
+def _notes(policy: Policy) -> str:
+    return textwrap.fill(
+        f"Generated by igny8ctl {__version__}. On PostgreSQL each step runs in its own "
+        f"transaction (or, for CONCURRENTLY, outside any) with lock_timeout "
+        f"{policy.lock_timeout_ms} ms and statement_timeout {policy.statement_timeout_ms} ms, "
+        f"makes up to {policy.attempts} attempts while its lock times out, and is skipped when "
+        "the catalog shows it done. SQLite rebuilds tables from their stored definition. SQL "
+        "below is the PostgreSQL script (igny8ctl migrate apply --sql); names are data in "
+        "SETTINGS.",
+        width=88)
 
 
 def _settings_literal(settings: Settings) -> str:
@@ -225,36 +323,23 @@ def _settings_literal(settings: Settings) -> str:
         "SETTINGS = Settings(",
         f"    tables={dict(settings.tables)!r},",
         f"    columns={columns!r},",
-        f"    lock_timeout_ms={settings.lock_timeout_ms},",
-        f"    statement_timeout_ms={settings.statement_timeout_ms},",
-        f"    lock_retries={settings.lock_retries},",
+        f"    lock_timeout_ms={settings.lock_timeout_ms!r},",
+        f"    statement_timeout_ms={settings.statement_timeout_ms!r},",
+        f"    lock_retries={settings.lock_retries!r},",
+        f"    tenant_keys_exclude={tuple(settings.tenant_keys_exclude)!r},",
         ")",
     ])
 
 
-def _migrate(settings: Settings, direction: str, max_steps: int | None) -> ApplyResult:
-    recipe.Policy.of(settings)
-    engine = create_engine(settings)
-    started = time.perf_counter()
-    log: list[recipe.StepRun] = []
-    remaining = 0
-    with job_lock(engine, JOB_LOCK), connect(engine) as connection:
-        before = _current(connection)
-        connection.rollback()
-        config = _config(settings)
-        config.attributes.update({CONNECTION: connection, STEP_LOG: log, MAX_STEPS: max_steps})
-        try:
-            with _alembic_errors():
-                if direction == "upgrade":
-                    command.upgrade(config, "heads")
-                else:
-                    command.downgrade(config, "base")
-        except recipe.Stopped as stop:
-            remaining = stop.remaining
-        after = _current(connection)
-        connection.rollback()
-    return ApplyResult(display_url(engine.url), direction, before, after, tuple(log), remaining,
-                       time.perf_counter() - started)
+def _sql_literal(settings: Settings, revision: str) -> str:
+    """The revision's PostgreSQL script as a string constant, one literal per line: names
+    stay data whatever they hold (quotes, newlines, backslashes, triple quotes)."""
+    script = offline_sql(replace(settings, database_url=None), NAMES[revision])
+    lines = script.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.startswith("-- Running upgrade")
+                  and line.rstrip().endswith(f"-> {revision}")), 0)
+    return "\n".join(["#: The PostgreSQL script of this revision, for review.",
+                      "SQL = (", *(f"    {line!r}" for line in lines[start:]), ")"])
 
 
 def _config(settings: Settings, output: io.StringIO | None = None) -> Config:
@@ -267,6 +352,32 @@ def _config(settings: Settings, output: io.StringIO | None = None) -> Config:
 def _current(connection: sa.Connection) -> tuple[str, ...]:
     context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
     return tuple(context.get_current_heads())
+
+
+def _applied(current: tuple[str, ...]) -> set[str]:
+    """The recorded revisions and everything below them (the history is linear)."""
+    ordered = list(REVISIONS.values())
+    top = max((ordered.index(r) for r in current if r in ordered), default=-1)
+    return set(ordered[:top + 1])
+
+
+def _upto(target: str) -> list[str]:
+    ordered = list(REVISIONS.values())
+    return ordered[:ordered.index(target) + 1]
+
+
+def _downgrade_plan(current: tuple[str, ...], to: str | None) -> tuple[str, tuple[str, ...]]:
+    ordered = list(REVISIONS.values())
+    applied = [r for r in ordered if r in _applied(current)]
+    if to is not None:
+        target = revision_of(to, allow_base=True)
+        if target != BASE and target not in applied:
+            raise ConfigError(f"cannot downgrade to {to}: it is not applied (applied: "
+                              f"{', '.join(NAMES[r] for r in applied) or 'none'})", key="--to")
+    else:
+        target = applied[-2] if len(applied) > 1 else BASE
+    keep = [] if target == BASE else ordered[:ordered.index(target) + 1]
+    return target, tuple(NAMES[r] for r in reversed(applied) if r not in keep)
 
 
 @contextmanager

@@ -3,9 +3,9 @@
 Revision ID: ${up_revision}
 Revises:${(" " + comma(down_revision)) if down_revision else ""}
 Create Date: ${create_date}
-% if context.get("recipe_sql"):
+% if context.get("notes"):
 
-${recipe_sql}
+${notes}
 % endif
 """
 

@@ -50,7 +50,16 @@ _CHECK: Registry = {
 
 _FIX: Registry = {}
 
-_MIGRATE: Registry = {}
+_MIGRATE: Registry = {
+    ("migrate.status", OutputFormat.TABLE): "igny8ctl.render.migrate:render_status",
+    ("migrate.status", OutputFormat.JSON): "igny8ctl.render.migrate:status_json",
+    ("migrate.run", OutputFormat.TABLE): "igny8ctl.render.migrate:render_run",
+    ("migrate.run", OutputFormat.JSON): "igny8ctl.render.migrate:run_json",
+    ("migrate.generate", OutputFormat.TABLE): "igny8ctl.render.migrate:render_generated",
+    ("migrate.generate", OutputFormat.JSON): "igny8ctl.render.migrate:generated_json",
+    ("migrate.django-state", OutputFormat.TABLE): "igny8ctl.render.migrate:render_django_state",
+    ("migrate.django-state", OutputFormat.JSON): "igny8ctl.render.migrate:django_state_json",
+}
 
 _CLUSTER: Registry = {}
 
