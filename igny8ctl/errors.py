@@ -102,20 +102,23 @@ class SchemaMismatch(Igny8Error):
 
 @dataclass(frozen=True)
 class LockHolder:
-    """A session holding a lock someone waits for: enough to find it, never its data."""
+    """A session holding a lock someone waits for: enough to find it, never its data.
+
+    ``command`` is the first word of its current or last statement (``UPDATE``), not the
+    statement: its text can carry the application's values.
+    """
 
     pid: int | None
     application: str = ""
     state: str = ""
     age_s: float | None = None
-    query: str = ""
+    command: str = ""
 
     def describe(self) -> str:
         if self.pid is None:
             return self.application or "another process"
         age = f" for {self.age_s:.0f}s" if self.age_s is not None else ""
-        query = " ".join(self.query.split())
-        what = f": {query!r}" if query else ""
+        what = f", last statement {self.command}" if self.command else ""
         return (f"pid {self.pid} ({self.application or 'no application_name'}, "
                 f"{self.state or 'unknown state'}{age}{what})")
 

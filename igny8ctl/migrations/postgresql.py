@@ -107,7 +107,8 @@ def explain(error: sa_exc.DBAPIError, step: Step, policy: Policy, recipe: Recipe
 
 
 _ACTIVITY = sa.text(
-    "SELECT a.pid, a.application_name, a.state, a.query, "
+    "SELECT a.pid, a.application_name, a.state, "
+    "upper(substring(a.query FROM '^\\s*([A-Za-z]+)')) AS command, "
     "extract(epoch FROM now() - coalesce(a.xact_start, a.query_start)) AS age "
     "FROM unnest(pg_blocking_pids(:pid)) AS b(pid) "
     "JOIN pg_stat_activity a ON a.pid = b.pid ORDER BY a.pid")
@@ -157,7 +158,7 @@ class BlockerWatch:
                     self._seen[int(row.pid)] = LockHolder(
                         int(row.pid), row.application_name or "", row.state or "",
                         float(row.age) if row.age is not None else None,
-                        (row.query or "")[:60])
+                        row.command or "")
         except sa_exc.SQLAlchemyError:
             return
         finally:
