@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from igny8ctl.checks import REGISTRY
-from tests.conftest import Result, pg_url
+from tests.conftest import Result
 from tests.seed import Seeder
 
 Cli = Callable[..., Result]
@@ -213,10 +213,6 @@ def test_packaged_schema_matches_the_shared_contract() -> None:
 def test_version(cli: Cli) -> None:
     result = cli("--version")
     assert result.code == 0 and result.stdout.startswith("igny8ctl ")
-
-
-def test_pg_url_helper() -> None:
-    assert pg_url("x").endswith("/x")
 
 
 def test_unwritable_output_is_a_one_line_error(cli: Cli, demo_url: str, tmp_path: Path) -> None:

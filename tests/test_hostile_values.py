@@ -142,7 +142,10 @@ def test_ctrl_c_at_the_prompt_is_130_within_a_second(demo: str) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "igny8ctl", "fix", "orphaned-users", "--strategy",
          "create-account", "--apply", "--database-url", demo],
-        stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # A shell without job control starts background jobs with SIGINT ignored; an
+        # operator's terminal does not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     os.close(terminal)
     try:
         deadline, seen = time.monotonic() + 60, b""

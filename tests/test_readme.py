@@ -3,7 +3,8 @@
 Lines are taken from every fenced block (shell, YAML, cron, systemd); what follows
 ``igny8ctl`` up to a redirection or pipe is run in-process, in README order, with
 ``IGNY8_DATABASE_URL`` pointing at a fresh demo database. A documented command may find
-defects (exit 1) but must never be a usage, configuration or database error. Clustering
+must exit as documented: 0, unless its line, or a comment line just above it, says
+``# exit N`` (a check that finds the demo's defects exits 1). Clustering
 through OpenAI goes to a fake OpenAI-compatible server on 127.0.0.1 (``--base-url``).
 """
 
@@ -28,6 +29,7 @@ STOP = {">", ">>", "|", "&&", ";", "2>&1", "#"}
 COMMAND_POSITION = {"&&", ";", "|", "-", "igny8", "run:"}
 #: Commands that change the machine rather than the database.
 NOT_RUN = ("--install-completion",)
+DOCUMENTED_EXIT = re.compile(r"#.*\bexit (\d+)\b")
 
 
 def is_command(token: str, previous: str | None) -> bool:
@@ -37,21 +39,30 @@ def is_command(token: str, previous: str | None) -> bool:
             or re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", previous) is not None)
 
 
-def readme_commands() -> list[list[str]]:
+def readme_commands() -> list[tuple[list[str], int]]:
+    """Each command line of the README with the exit code it documents."""
     commands = []
     in_block = False
+    announced: int | None = None  # a comment line's "exit N" applies to the next command
     for line in README.read_text().splitlines():
         if line.startswith("```"):
-            in_block = not in_block
+            in_block, announced = not in_block, None
             continue
-        if not in_block or line.lstrip().startswith("#"):
+        if not in_block:
+            continue
+        if line.lstrip().startswith("#"):
+            documented = DOCUMENTED_EXIT.search(line)
+            announced = int(documented[1]) if documented else announced
             continue
         tokens = shlex.split(line, comments=False)
         for index, token in enumerate(tokens):
             if is_command(token, tokens[index - 1] if index else None):
                 rest = tokens[index + 1:]
                 stop = next((i for i, t in enumerate(rest) if t in STOP), len(rest))
-                commands.append(rest[:stop])
+                documented = DOCUMENTED_EXIT.search(line)
+                expected = int(documented[1]) if documented else announced
+                commands.append((rest[:stop], 0 if expected is None else expected))
+                announced = None
                 break
     return commands
 
@@ -59,7 +70,7 @@ def readme_commands() -> list[list[str]]:
 def test_readme_shows_commands() -> None:
     commands = readme_commands()
     assert len(commands) >= 15
-    assert commands[0] == ["demo"], "the README starts with the demo"
+    assert commands[0] == (["demo"], 0), "the README starts with the demo"
 
 
 def test_every_readme_command_runs(cli: Callable[..., Result], tmp_path: Path,
@@ -71,14 +82,14 @@ def test_every_readme_command_runs(cli: Callable[..., Result], tmp_path: Path,
     migration.write_text(HEAD + ALTER + TAIL)
     monkeypatch.setattr("igny8ctl.cli.options.stdin_is_terminal", lambda: True)
     with FakeOpenAI() as fake:
-        for command in readme_commands():
+        for command, documented in readme_commands():
             if command[:2] == ["cluster", "run"] and "local" not in command:
                 command = [*command, "--base-url", fake.url]
-            run_readme_command(cli, command, tmp_path, monkeypatch)
+            run_readme_command(cli, command, documented, tmp_path, monkeypatch)
 
 
-def run_readme_command(cli: Callable[..., Result], command: list[str], tmp_path: Path,
-                       monkeypatch: pytest.MonkeyPatch) -> None:
+def run_readme_command(cli: Callable[..., Result], command: list[str], documented: int,
+                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if any(flag in command for flag in NOT_RUN):
         return
     if "RUN_ID" in command:
@@ -88,4 +99,4 @@ def run_readme_command(cli: Callable[..., Result], command: list[str], tmp_path:
                for arg in command]
     monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
     result = cli(*command)
-    assert result.code in (0, 1), (command, result.code, result.stderr)
+    assert result.code == documented, (command, result.code, result.stderr)
