@@ -18,7 +18,7 @@ from igny8ctl.cli.options import (
     Yes,
     confirm,
     load,
-    stdin_is_terminal,
+    require_confirmable,
 )
 from igny8ctl.render.console import stderr, stdout
 
@@ -106,8 +106,8 @@ def run(
     from igny8ctl.cluster.settings import Overrides
 
     settings = load(database_url, config, profile)
-    if apply and not yes and not stdin_is_terminal():
-        confirm("", yes)  # refuses here, before the model is paid for
+    if apply:
+        require_confirmable(yes)  # before the model is paid for
     request = ClusterRequest(
         tenant=tenant, site_id=site, keyword_ids=tuple(keyword_ids or ()),
         all_keywords=all_keywords, engine=engine.value,

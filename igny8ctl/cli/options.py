@@ -53,14 +53,21 @@ def stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
 
 
+def require_confirmable(yes: bool) -> None:
+    """Refuse now, before costly work, what ``confirm`` would refuse after it."""
+    from igny8ctl.errors import ConfigError
+
+    if not yes and not stdin_is_terminal():
+        raise ConfigError("refusing to write without a terminal to confirm: pass --yes")
+
+
 def confirm(question: str, yes: bool) -> None:
     """Ask on a terminal; refuse without one unless ``--yes`` (cron must say so explicitly)."""
-    from igny8ctl.errors import ConfigError, Refused
+    from igny8ctl.errors import Refused
 
     if yes:
         return
-    if not stdin_is_terminal():
-        raise ConfigError("refusing to write without a terminal to confirm: pass --yes")
+    require_confirmable(yes)
     from igny8ctl.errors import Interrupted
 
     try:
