@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,8 +10,8 @@ from typing import ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from igny8ctl.dialects import dialect_of
 from igny8ctl.report import CheckReport
+from igny8ctl.tool_tables import ensure_tables, new_run_id
 
 TABLE = "igny8ctl_check_runs"
 
@@ -36,10 +35,8 @@ def check_runs_table() -> sa.Table:
 def record(connection: Connection, report: CheckReport) -> str:
     """Store one row per finding of ``report`` (in the caller's transaction)."""
     table = check_runs_table()
-    if not sa.inspect(connection).has_table(TABLE):
-        dialect_of(connection).xact_lock(connection, TABLE)
-        table.metadata.create_all(connection, checkfirst=True)
-    run_id = report.started_at.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+    ensure_tables(connection, table)
+    run_id = new_run_id(report.started_at)
     rows = [
         {"run_id": run_id, "recorded_at": report.started_at, "check_id": f.check,
          "code": f.code, "severity": f.severity.value, "count": f.count,
