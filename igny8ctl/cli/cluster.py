@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from contextlib import AbstractContextManager, nullcontext
 from enum import StrEnum
@@ -14,17 +15,20 @@ from igny8ctl.cli.options import (
     Apply,
     ConfigPath,
     DatabaseUrl,
+    FormatOption,
     Profile,
     Yes,
     confirm,
     load,
+    output_format_of,
     stdin_is_terminal,
 )
-from igny8ctl.render.console import stderr, stdout
+from igny8ctl.errors import ConfigError
+from igny8ctl.render import OutputFormat
 
 if TYPE_CHECKING:
     from igny8ctl.cluster.base import Progress
-    from igny8ctl.cluster.job import ClusterApplied, ClusterProposal
+    from igny8ctl.cluster.types import ClusterProposal
     from igny8ctl.config import Settings
 
 app = typer.Typer(help="Group a tenant's keywords into clusters (OpenAI or offline).",
@@ -36,14 +40,14 @@ class EngineName(StrEnum):
     LOCAL = "local"
 
 
-class OutputFormat(StrEnum):
-    TABLE = "table"
-    JSON = "json"
-
+#: What each command of this group can print; a test holds the renderer registry to it.
+FORMATS = {
+    "cluster.proposal": (OutputFormat.TABLE, OutputFormat.JSON),
+    "cluster.result": (OutputFormat.TABLE, OutputFormat.JSON),
+}
 
 Wait = Annotated[float, typer.Option(
     "--wait", min=0, help="Seconds to wait for another run on the same tenant to finish.")]
-FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
 
 
 @app.command("run")
@@ -102,9 +106,10 @@ def run(
     or model failure (nothing written), 4 another run holds the tenant's lock.
     """
     from igny8ctl import api
-    from igny8ctl.cluster.job import ClusterRequest
     from igny8ctl.cluster.settings import Overrides
+    from igny8ctl.cluster.types import ClusterRequest
 
+    output_format = _checked(output_format, wait=wait, timeout=timeout)
     settings = load(database_url, config, profile)
     if apply and not yes and not stdin_is_terminal():
         confirm("", yes)  # refuses here, before the model is paid for
@@ -145,11 +150,14 @@ def apply_plan(
     """
     from igny8ctl import api
 
+    output_format = _checked(output_format, wait=wait)
     settings = load(database_url, config, profile)
     _emit(api.load_cluster_plan(plan), settings, True, yes, wait, output_format, str(plan))
 
 
 def _progress(label: str) -> AbstractContextManager[Progress | None]:
+    from igny8ctl.render.console import stderr
+
     console = stderr()
     if not console.is_terminal:
         return nullcontext()
@@ -158,26 +166,37 @@ def _progress(label: str) -> AbstractContextManager[Progress | None]:
     return ProgressBar(console, f"Clustering ({label})")
 
 
+def _checked(output_format: OutputFormat, **seconds: float) -> OutputFormat:
+    """The format, if this group prints it; every duration finite (``nan`` passes ``min``)."""
+    from igny8ctl.render import renderer
+
+    for name, value in seconds.items():
+        if not math.isfinite(value):
+            raise ConfigError(f"--{name} must be a finite number of seconds", key=f"--{name}")
+    renderer("cluster.result", output_format_of(output_format))
+    return output_format
+
+
 def _emit(proposal: ClusterProposal, settings: Settings, apply: bool, yes: bool, wait: float,
           output_format: OutputFormat, plan: str | None) -> None:
     from igny8ctl import api
-    from igny8ctl.render import cluster as render
+    from igny8ctl.cluster.types import ClusterResult
+    from igny8ctl.render import emit
+    from igny8ctl.render.console import stderr
 
-    applied: ClusterApplied | None = None
     if output_format is OutputFormat.TABLE:
-        render.render_proposal(proposal, stdout())
-    if apply:
-        clusters = sum(len(site.clusters) for site in proposal.sites)
-        confirm(f"Write {clusters} clusters ({proposal.assigned} keywords) for tenant "
-                f"{proposal.tenant.slug}?", yes)
-        applied = api.apply_clusters(settings, proposal, wait, plan)
-    if output_format is OutputFormat.JSON:
-        typer.echo(render.json_text(proposal, applied), nl=False)
+        emit(proposal, output_format)
+    if not apply:
+        if output_format is OutputFormat.JSON:
+            emit(proposal, output_format)
+            return
+        hint = "Preview only: nothing was written. Write it with --apply"
+        hint += f", or later with: igny8ctl cluster apply {plan}" if plan else \
+            ", or save it with --save-plan FILE"
+        stderr().print(hint, highlight=False, markup=False, soft_wrap=True)
         return
-    if applied is not None:
-        render.render_applied(applied, stdout())
-        return
-    hint = "Preview only: nothing was written. Write it with --apply"
-    hint += f", or later with: igny8ctl cluster apply {plan}" if plan else \
-        ", or save it with --save-plan FILE"
-    stderr().print(hint, highlight=False, markup=False, soft_wrap=True)
+    clusters = sum(len(site.clusters) for site in proposal.sites)
+    confirm(f"Write {clusters} clusters ({proposal.assigned} keywords) for tenant "
+            f"{proposal.tenant.slug}?", yes)
+    emit(ClusterResult(proposal, api.apply_clusters(settings, proposal, wait, plan)),
+         output_format)

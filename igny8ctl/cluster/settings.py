@@ -29,17 +29,12 @@ from igny8ctl.db import Igny8Schema
 from igny8ctl.errors import ConfigError
 from igny8ctl.redact import mask_url, register_secret, split_url
 from igny8ctl.render.text import printable
+from igny8ctl.tenants import Tenant
 
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 KEY_ENV = "IGNY8CTL_OPENAI_API_KEY"
 MAX_TOKENS_LIMIT = 1_000_000
-
-
-@dataclass(frozen=True)
-class Tenant:
-    id: int
-    slug: str
 
 
 @dataclass(frozen=True)
