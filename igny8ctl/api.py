@@ -433,10 +433,14 @@ def apply_clusters(settings: Settings, proposal: ClusterProposal, wait_seconds: 
     return apply(settings, proposal, wait_seconds, plan)
 
 
-def load_cluster_plan(path: Path) -> ClusterProposal:
+def load_cluster_plan(settings: Settings, path: Path) -> ClusterProposal:
+    """A saved plan, valid in shape and checked against the database (read-only)."""
     from igny8ctl.cluster.plan import load_plan
+    from igny8ctl.cluster.writer import check_plan
 
-    return load_plan(path)
+    proposal = load_plan(path)
+    check_plan(settings, proposal)
+    return proposal
 
 
 def cluster_plan_text(proposal: ClusterProposal) -> str:

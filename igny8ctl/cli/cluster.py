@@ -152,7 +152,8 @@ def apply_plan(
 
     output_format = _checked(output_format, wait=wait)
     settings = load(database_url, config, profile)
-    _emit(api.load_cluster_plan(plan), settings, True, yes, wait, output_format, str(plan))
+    _emit(api.load_cluster_plan(settings, plan), settings, True, yes, wait, output_format,
+          str(plan))
 
 
 def _progress(label: str) -> AbstractContextManager[Progress | None]:

@@ -20,7 +20,7 @@ from igny8ctl.checks.clusters_counts import recounted
 from igny8ctl.cluster.selection import CHUNK, chunked_scalars, current_fingerprint
 from igny8ctl.cluster.types import ClusterApplied, ClusterProposal, SiteApplied, SiteProposal
 from igny8ctl.config import Settings
-from igny8ctl.db import Igny8Schema, connect, create_engine, job_lock, reflect
+from igny8ctl.db import Igny8Schema, connect, create_engine, job_lock, read_only, reflect
 from igny8ctl.dialects import dialect_of
 from igny8ctl.errors import ConfigError, Refused
 from igny8ctl.journal.runs import RunInfo
@@ -71,6 +71,18 @@ def apply(settings: Settings, proposal: ClusterProposal, wait_seconds: float = 0
                 journal.record_run("applied" if number == len(sites) else "partial")
                 step = journal.step + 1
     return ClusterApplied(run.run_id, tuple(applied), time.perf_counter() - started)
+
+
+def check_plan(settings: Settings, proposal: ClusterProposal) -> None:
+    """What ``apply`` checks before writing, read-only: for a plan, before it is shown."""
+    database = create_engine(settings)
+    with read_only(database, settings) as connection:
+        schema = reflect(connection, settings)
+        _check_tenant(connection, schema, proposal.tenant, proposal.database)
+        for site in proposal.sites:
+            check_ownership(connection, schema, proposal.tenant, site)
+        for site in proposal.sites:
+            _verify(connection, schema, proposal.tenant, site, (), "")
 
 
 def check_ownership(connection: Connection, schema: Igny8Schema, tenant: Tenant,
