@@ -6,7 +6,8 @@ account's (the sanctioned, visible fallback), by the same rule as the ``ai.setti
 check. A settings row is untrusted input (a tenant edits its own): every field is
 validated, and a key travels only with the server of the row it came from. Flags override
 single fields; an operator's key (``--api-key``, ``IGNY8CTL_OPENAI_API_KEY``) goes only to
-a server the operator chose or to OpenAI itself, never to a ``base_url`` from a row.
+a server the operator chose or to OpenAI itself, never to a ``base_url`` from a row, and a
+row's key only to that row's own server (never to ``--base-url``).
 ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` are never read.
 """
 
@@ -145,6 +146,12 @@ def openai_settings(resolution: Resolution, overrides: Overrides = Overrides(),
             f"{KEY_ENV}", key="api_key")
     row_base_url = _text(config.get("base_url"), "base_url", where)
     if overrides.base_url:
+        own_server = row_base_url or DEFAULT_BASE_URL
+        if not operator_key and overrides.base_url.rstrip("/") != own_server.rstrip("/"):
+            raise ConfigError(
+                f"refusing to send the API key of {where} to --base-url: a settings row's "
+                f"key goes only to that row's server; pass --api-key (or set {KEY_ENV}) "
+                "for the server you chose", key="base_url")
         base_url = overrides.base_url
     elif row_base_url and operator_key:
         raise ConfigError(
