@@ -40,6 +40,11 @@ class EngineName(StrEnum):
     LOCAL = "local"
 
 
+BIGINT = 2**63 - 1
+MAX_BATCH_SIZE = 10_000
+MAX_CONCURRENCY = 64
+MAX_RETRIES = 20
+
 #: What each command of this group can print; a test holds the renderer registry to it.
 FORMATS = {
     "cluster.proposal": (OutputFormat.TABLE, OutputFormat.JSON),
@@ -55,9 +60,11 @@ def run(
     tenant: Annotated[str, typer.Option("--tenant", "-t", help="Account slug or id.",
                                         show_default=False)],
     site: Annotated[int | None, typer.Option(
-        "--site", help="Only this site of the tenant.", show_default=False)] = None,
+        "--site", min=1, max=BIGINT, help="Only this site of the tenant.",
+        show_default=False)] = None,
     keyword_ids: Annotated[list[int] | None, typer.Option(
-        "--keyword-id", help="Cluster these keywords (repeatable; all must be the tenant's).",
+        "--keyword-id", min=1, max=BIGINT,
+        help="Cluster these keywords (repeatable; all must be the tenant's).",
         show_default=False)] = None,
     all_keywords: Annotated[bool, typer.Option(
         "--all", help="Re-cluster every non-archived keyword, not only pending ones.")]
@@ -81,14 +88,14 @@ def run(
         help="Allow plain http:// to a host other than loopback (the key travels in clear).")]
     = False,
     batch_size: Annotated[int | None, typer.Option(
-        "--batch-size", min=1, help="Keywords per request [default: 150, fewer when "
-        "max_tokens is small].", show_default=False)] = None,
+        "--batch-size", min=1, max=MAX_BATCH_SIZE, help="Keywords per request [default: 150, "
+        "fewer when max_tokens is small].", show_default=False)] = None,
     concurrency: Annotated[int, typer.Option(
-        "--concurrency", min=1, help="Requests in flight at once.")] = 4,
+        "--concurrency", min=1, max=MAX_CONCURRENCY, help="Requests in flight at once.")] = 4,
     timeout: Annotated[float, typer.Option(
         "--timeout", min=0.1, help="Seconds to wait for one answer.")] = 120.0,
     max_retries: Annotated[int, typer.Option(
-        "--max-retries", min=0, help="Retries on 429, 5xx and timeouts.")] = 3,
+        "--max-retries", min=0, max=MAX_RETRIES, help="Retries on 429, 5xx and timeouts.")] = 3,
     save_plan: Annotated[Path | None, typer.Option(
         "--save-plan", help="Save the proposal to FILE for igny8ctl cluster apply.",
         dir_okay=False, show_default=False)] = None,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -248,8 +247,10 @@ def _text(value: Any, name: str, where: str) -> str | None:
 def _temperature(value: Any, where: str) -> float | None:
     if value is None:
         return None
+    # A range test, not math.isfinite: it rejects nan and inf, and jsonb turns 1e999 into
+    # an integer too large for a float.
     if isinstance(value, bool) or not isinstance(value, int | float) \
-            or not math.isfinite(value) or not 0 <= value <= 2:
+            or not 0 <= value <= 2:
         raise ConfigError(f"{where}: temperature must be a number from 0 to 2, got "
                           f"{printable(str(value))[:40]}", key="temperature")
     return float(value)
