@@ -24,7 +24,9 @@ import urllib.request
 
 from common import ROOT, create_database, drop_database, run_sql
 
-from igny8ctl.cluster.job import ClusterRequest, apply, propose
+from igny8ctl.cluster.job import propose
+from igny8ctl.cluster.types import ClusterRequest
+from igny8ctl.cluster.writer import apply
 from igny8ctl.config import Settings
 
 DATABASE = "igny8ctl_bench_cluster"

@@ -48,8 +48,7 @@ from igny8ctl.report import (
 
 if TYPE_CHECKING:
     from igny8ctl.cluster.base import Progress
-    from igny8ctl.cluster.job import ClusterApplied, ClusterProposal, ClusterRequest
-    from igny8ctl.cluster.settings import Tenant
+    from igny8ctl.cluster.types import ClusterApplied, ClusterProposal, ClusterRequest
     from igny8ctl.doctor.base import TenantDiagnosis, UserDiagnosis
     from igny8ctl.fixes.base import Fix, FixResult, Plan
     from igny8ctl.history import CheckHistory
@@ -57,6 +56,7 @@ if TYPE_CHECKING:
     from igny8ctl.journal.undo import UndoStep
     from igny8ctl.migrations.django_state import DjangoStateResult
     from igny8ctl.migrations.runner import ApplyResult, Generated, MigrationStatus
+    from igny8ctl.tenants import Tenant
 
 
 BASELINE_IDS_LIMIT = 10_000
@@ -142,7 +142,7 @@ def _find_tenants(connection: Connection, schema: Igny8Schema,
                   tenants: Sequence[str]) -> tuple[Tenant, ...]:
     """Accounts by slug or id, each once, in the order given; an unknown one is a usage
     error naming it."""
-    from igny8ctl.cluster.job import find_tenant
+    from igny8ctl.tenants import find_tenant
 
     return tuple(dict.fromkeys(find_tenant(connection, schema, t) for t in tenants))
 
@@ -428,15 +428,19 @@ def propose_clusters(settings: Settings, request: ClusterRequest,
 def apply_clusters(settings: Settings, proposal: ClusterProposal, wait_seconds: float = 0.0,
                    plan: str | None = None) -> ClusterApplied:
     """Write a proposal, one journaled transaction per site, refusing changed keywords."""
-    from igny8ctl.cluster.job import apply
+    from igny8ctl.cluster.writer import apply
 
     return apply(settings, proposal, wait_seconds, plan)
 
 
-def load_cluster_plan(path: Path) -> ClusterProposal:
+def load_cluster_plan(settings: Settings, path: Path) -> ClusterProposal:
+    """A saved plan, valid in shape and checked against the database (read-only)."""
     from igny8ctl.cluster.plan import load_plan
+    from igny8ctl.cluster.writer import check_plan
 
-    return load_plan(path)
+    proposal = load_plan(path)
+    check_plan(settings, proposal)
+    return proposal
 
 
 def cluster_plan_text(proposal: ClusterProposal) -> str:

@@ -47,9 +47,23 @@ def read_plan(path: Path, kind: str) -> dict[str, Any]:
     return document
 
 
+class Fingerprint:
+    """A digest of rows fed one at a time (in the order given), so rows can be streamed."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+
+    def add(self, row: Sequence[Any]) -> None:
+        self._digest.update(json.dumps(list(row), default=str, ensure_ascii=True).encode()
+                            + b"\n")
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
 def fingerprint(rows: Iterable[Sequence[Any]]) -> str:
     """A digest of rows (in the order given) that changes when any value does."""
-    digest = hashlib.sha256()
+    digest = Fingerprint()
     for row in rows:
-        digest.update(json.dumps(list(row), default=str, ensure_ascii=True).encode() + b"\n")
+        digest.add(row)
     return digest.hexdigest()

@@ -12,7 +12,7 @@ from igny8ctl.checks.base import CheckInfo, CheckResult, Finding, Severity
 from igny8ctl.errors import ConfigError
 
 if TYPE_CHECKING:
-    from igny8ctl.cluster.settings import Tenant
+    from igny8ctl.tenants import Tenant
 
 #: Report versions ``--baseline`` reads: 1 (before the shared envelope) and the current one.
 BASELINE_VERSIONS = (1, 2)

@@ -32,6 +32,8 @@ class Reply:
     """One scripted reply: an HTTP error, raw text, or a completion whose content is given.
 
     ``content`` None with status 200 means: answer with ``answer`` (or the default grouping).
+    ``body`` (text) or ``raw`` (bytes, any bytes) replace the whole HTTP body; a
+    ``Content-Type`` in ``headers`` replaces the JSON one.
     """
 
     status: int = 200
@@ -40,6 +42,7 @@ class Reply:
     finish_reason: str = "stop"
     headers: dict[str, str] = field(default_factory=dict)
     body: str | None = None
+    raw: bytes | None = None
     delay: float = 0.0
 
 
@@ -125,6 +128,8 @@ class FakeOpenAI:
             self.requests.append(Recorded(path, headers, body))
             reply = self.replies.popleft() if self.replies else Reply()
         delay = reply.delay or self.delay
+        if reply.raw is not None:
+            return reply.status, reply.headers, reply.raw, delay
         if reply.status != 200 or reply.body is not None:
             text = reply.body if reply.body is not None else json.dumps(
                 {"error": {"message": f"fake error {reply.status}", "type": "server_error",
@@ -159,7 +164,8 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
         def _send(self, status: int, headers: dict[str, str], payload: bytes) -> None:
             try:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                if not any(name.lower() == "content-type" for name in headers):
+                    self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 for name, value in headers.items():
                     self.send_header(name, value)

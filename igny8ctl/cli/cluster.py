@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from contextlib import AbstractContextManager, nullcontext
 from enum import StrEnum
@@ -14,17 +15,20 @@ from igny8ctl.cli.options import (
     Apply,
     ConfigPath,
     DatabaseUrl,
+    FormatOption,
     Profile,
     Yes,
     confirm,
     load,
+    output_format_of,
     require_confirmable,
 )
-from igny8ctl.render.console import stderr, stdout
+from igny8ctl.errors import ConfigError
+from igny8ctl.render import OutputFormat
 
 if TYPE_CHECKING:
     from igny8ctl.cluster.base import Progress
-    from igny8ctl.cluster.job import ClusterApplied, ClusterProposal
+    from igny8ctl.cluster.types import ClusterProposal
     from igny8ctl.config import Settings
 
 app = typer.Typer(help="Group a tenant's keywords into clusters (OpenAI or offline).",
@@ -36,14 +40,19 @@ class EngineName(StrEnum):
     LOCAL = "local"
 
 
-class OutputFormat(StrEnum):
-    TABLE = "table"
-    JSON = "json"
+BIGINT = 2**63 - 1
+MAX_BATCH_SIZE = 10_000
+MAX_CONCURRENCY = 64
+MAX_RETRIES = 20
 
+#: What each command of this group can print; a test holds the renderer registry to it.
+FORMATS = {
+    "cluster.proposal": (OutputFormat.TABLE, OutputFormat.JSON),
+    "cluster.result": (OutputFormat.TABLE, OutputFormat.JSON),
+}
 
 Wait = Annotated[float, typer.Option(
     "--wait", min=0, help="Seconds to wait for another run on the same tenant to finish.")]
-FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
 
 
 @app.command("run")
@@ -51,9 +60,11 @@ def run(
     tenant: Annotated[str, typer.Option("--tenant", "-t", help="Account slug or id.",
                                         show_default=False)],
     site: Annotated[int | None, typer.Option(
-        "--site", help="Only this site of the tenant.", show_default=False)] = None,
+        "--site", min=1, max=BIGINT, help="Only this site of the tenant.",
+        show_default=False)] = None,
     keyword_ids: Annotated[list[int] | None, typer.Option(
-        "--keyword-id", help="Cluster these keywords (repeatable; all must be the tenant's).",
+        "--keyword-id", min=1, max=BIGINT,
+        help="Cluster these keywords (repeatable; all must be the tenant's).",
         show_default=False)] = None,
     all_keywords: Annotated[bool, typer.Option(
         "--all", help="Re-cluster every non-archived keyword, not only pending ones.")]
@@ -77,14 +88,14 @@ def run(
         help="Allow plain http:// to a host other than loopback (the key travels in clear).")]
     = False,
     batch_size: Annotated[int | None, typer.Option(
-        "--batch-size", min=1, help="Keywords per request [default: 150, fewer when "
-        "max_tokens is small].", show_default=False)] = None,
+        "--batch-size", min=1, max=MAX_BATCH_SIZE, help="Keywords per request [default: 150, "
+        "fewer when max_tokens is small].", show_default=False)] = None,
     concurrency: Annotated[int, typer.Option(
-        "--concurrency", min=1, help="Requests in flight at once.")] = 4,
+        "--concurrency", min=1, max=MAX_CONCURRENCY, help="Requests in flight at once.")] = 4,
     timeout: Annotated[float, typer.Option(
         "--timeout", min=0.1, help="Seconds to wait for one answer.")] = 120.0,
     max_retries: Annotated[int, typer.Option(
-        "--max-retries", min=0, help="Retries on 429, 5xx and timeouts.")] = 3,
+        "--max-retries", min=0, max=MAX_RETRIES, help="Retries on 429, 5xx and timeouts.")] = 3,
     save_plan: Annotated[Path | None, typer.Option(
         "--save-plan", help="Save the proposal to FILE for igny8ctl cluster apply.",
         dir_okay=False, show_default=False)] = None,
@@ -102,9 +113,10 @@ def run(
     or model failure (nothing written), 4 another run holds the tenant's lock.
     """
     from igny8ctl import api
-    from igny8ctl.cluster.job import ClusterRequest
     from igny8ctl.cluster.settings import Overrides
+    from igny8ctl.cluster.types import ClusterRequest
 
+    output_format = _checked(output_format, wait=wait, timeout=timeout)
     settings = load(database_url, config, profile)
     if apply:
         require_confirmable(yes)  # before the model is paid for
@@ -145,11 +157,15 @@ def apply_plan(
     """
     from igny8ctl import api
 
+    output_format = _checked(output_format, wait=wait)
     settings = load(database_url, config, profile)
-    _emit(api.load_cluster_plan(plan), settings, True, yes, wait, output_format, str(plan))
+    _emit(api.load_cluster_plan(settings, plan), settings, True, yes, wait, output_format,
+          str(plan))
 
 
 def _progress(label: str) -> AbstractContextManager[Progress | None]:
+    from igny8ctl.render.console import stderr
+
     console = stderr()
     if not console.is_terminal:
         return nullcontext()
@@ -158,26 +174,37 @@ def _progress(label: str) -> AbstractContextManager[Progress | None]:
     return ProgressBar(console, f"Clustering ({label})")
 
 
+def _checked(output_format: OutputFormat, **seconds: float) -> OutputFormat:
+    """The format, if this group prints it; every duration finite (``nan`` passes ``min``)."""
+    from igny8ctl.render import renderer
+
+    for name, value in seconds.items():
+        if not math.isfinite(value):
+            raise ConfigError(f"--{name} must be a finite number of seconds", key=f"--{name}")
+    renderer("cluster.result", output_format_of(output_format))
+    return output_format
+
+
 def _emit(proposal: ClusterProposal, settings: Settings, apply: bool, yes: bool, wait: float,
           output_format: OutputFormat, plan: str | None) -> None:
     from igny8ctl import api
-    from igny8ctl.render import cluster as render
+    from igny8ctl.cluster.types import ClusterResult
+    from igny8ctl.render import emit
+    from igny8ctl.render.console import stderr
 
-    applied: ClusterApplied | None = None
     if output_format is OutputFormat.TABLE:
-        render.render_proposal(proposal, stdout())
-    if apply:
-        clusters = sum(len(site.clusters) for site in proposal.sites)
-        confirm(f"Write {clusters} clusters ({proposal.assigned} keywords) for tenant "
-                f"{proposal.tenant.slug}?", yes)
-        applied = api.apply_clusters(settings, proposal, wait, plan)
-    if output_format is OutputFormat.JSON:
-        typer.echo(render.json_text(proposal, applied), nl=False)
+        emit(proposal, output_format)
+    if not apply:
+        if output_format is OutputFormat.JSON:
+            emit(proposal, output_format)
+            return
+        hint = "Preview only: nothing was written. Write it with --apply"
+        hint += f", or later with: igny8ctl cluster apply {plan}" if plan else \
+            ", or save it with --save-plan FILE"
+        stderr().print(hint, highlight=False, markup=False, soft_wrap=True)
         return
-    if applied is not None:
-        render.render_applied(applied, stdout())
-        return
-    hint = "Preview only: nothing was written. Write it with --apply"
-    hint += f", or later with: igny8ctl cluster apply {plan}" if plan else \
-        ", or save it with --save-plan FILE"
-    stderr().print(hint, highlight=False, markup=False, soft_wrap=True)
+    clusters = sum(len(site.clusters) for site in proposal.sites)
+    confirm(f"Write {clusters} clusters ({proposal.assigned} keywords) for tenant "
+            f"{proposal.tenant.slug}?", yes)
+    emit(ClusterResult(proposal, api.apply_clusters(settings, proposal, wait, plan)),
+         output_format)

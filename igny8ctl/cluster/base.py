@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -30,32 +30,12 @@ class Keyword(NamedTuple):
 
 
 @dataclass(frozen=True)
-class SiteKeywords:
-    """One site's keywords to cluster, and the names of the clusters it already has."""
-
-    site_id: int
-    keywords: Sequence[Keyword]
-    existing_names: Sequence[str] = ()
-
-
-@dataclass(frozen=True)
 class Group:
     """A cluster as an engine proposes it, before naming rules and merging."""
 
     name: str
     description: str
     keyword_ids: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Grouping:
-    """An engine's answer for one site."""
-
-    site_id: int
-    groups: tuple[Group, ...]
-    unclustered: tuple[int, ...] = ()
-    invented: tuple[str, ...] = ()
-    duplicates: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,8 +52,24 @@ class Usage:
 
 
 @dataclass(frozen=True)
-class EngineResult:
-    groupings: tuple[Grouping, ...]
+class Batch:
+    """Keywords of one site sent together (an engine's unit of work), in id order."""
+
+    site_id: int
+    index: int
+    keywords: tuple[Keyword, ...]
+    known_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BatchAnswer:
+    """An engine's answer for one batch; every keyword of it is in a group or unclustered."""
+
+    batch: Batch
+    groups: tuple[Group, ...]
+    unclustered: tuple[int, ...] = ()
+    invented: tuple[str, ...] = ()
+    duplicates: int = 0
     usage: Usage = field(default_factory=Usage)
 
 
@@ -96,9 +92,13 @@ class NoProgress:
 
 
 class Engine(Protocol):
-    name: str
+    """Batches in, answers out in the same order; ``batch_size`` None means one batch per
+    site (an engine that must see a site whole)."""
 
-    def cluster(self, sites: Sequence[SiteKeywords], progress: Progress) -> EngineResult: ...
+    name: str
+    batch_size: int | None
+
+    def cluster(self, batches: Iterable[Batch], progress: Progress) -> Iterator[BatchAnswer]: ...
 
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")

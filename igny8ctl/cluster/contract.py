@@ -83,6 +83,8 @@ def parse_answer(content: str | None) -> list[AnswerCluster]:
         document = json.loads(content)
     except json.JSONDecodeError as error:
         raise MalformedAnswer(f"malformed JSON ({error.msg} at character {error.pos})") from None
+    except RecursionError:
+        raise MalformedAnswer("JSON nested too deeply") from None
     clusters = document.get("clusters") if isinstance(document, dict) else None
     if not isinstance(clusters, list):
         raise MalformedAnswer('JSON without a "clusters" array')
@@ -96,8 +98,17 @@ def parse_answer(content: str | None) -> list[AnswerCluster]:
             raise MalformedAnswer(f'cluster {index} has no "keywords" array of strings')
         if not isinstance(name, str) or not isinstance(description, str):
             raise MalformedAnswer(f"cluster {index} has a name or description that is not text")
+        if not printable_text(name) or not printable_text(description):
+            raise MalformedAnswer(f"cluster {index} has a name or description with control "
+                                  "characters or lone surrogates")
         parsed.append(AnswerCluster(name, description, tuple(keywords)))
     return parsed
+
+
+def printable_text(text: str) -> bool:
+    """Text once its whitespace (newlines included) is folded to spaces: no escape
+    sequences, control or format characters, or lone surrogates, which no name may hold."""
+    return " ".join(text.split()).replace(" ", "").isprintable()
 
 
 @dataclass(frozen=True)

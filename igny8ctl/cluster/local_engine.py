@@ -15,17 +15,9 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
-from igny8ctl.cluster.base import (
-    EngineResult,
-    Group,
-    Grouping,
-    Keyword,
-    Progress,
-    SiteKeywords,
-    words,
-)
+from igny8ctl.cluster.base import Batch, BatchAnswer, Group, Keyword, Progress, words
 
 THRESHOLD = 0.1
 NEIGHBOURS = 20
@@ -47,17 +39,15 @@ STOPWORDS = frozenset({
 class LocalEngine:
     name = "local"
 
+    batch_size: int | None = None
+
     def __init__(self, threshold: float = THRESHOLD) -> None:
         self.threshold = threshold
 
-    def cluster(self, sites: Sequence[SiteKeywords], progress: Progress) -> EngineResult:
-        progress.planned(len(sites))
-        groupings = []
-        for site in sites:
-            groupings.append(Grouping(site.site_id, tuple(
-                cluster_keywords(site.keywords, self.threshold))))
+    def cluster(self, batches: Iterable[Batch], progress: Progress) -> Iterator[BatchAnswer]:
+        for batch in batches:
+            yield BatchAnswer(batch, tuple(cluster_keywords(batch.keywords, self.threshold)))
             progress.done()
-        return EngineResult(tuple(groupings))
 
 
 def cluster_keywords(keywords: Sequence[Keyword], threshold: float = THRESHOLD) -> list[Group]:

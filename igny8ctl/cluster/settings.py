@@ -6,7 +6,8 @@ account's (the sanctioned, visible fallback), by the same rule as the ``ai.setti
 check. A settings row is untrusted input (a tenant edits its own): every field is
 validated, and a key travels only with the server of the row it came from. Flags override
 single fields; an operator's key (``--api-key``, ``IGNY8CTL_OPENAI_API_KEY``) goes only to
-a server the operator chose or to OpenAI itself, never to a ``base_url`` from a row.
+a server the operator chose or to OpenAI itself, never to a ``base_url`` from a row, and a
+row's key only to that row's own server (never to ``--base-url``).
 ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` are never read.
 """
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,17 +29,12 @@ from igny8ctl.db import Igny8Schema
 from igny8ctl.errors import ConfigError
 from igny8ctl.redact import mask_url, register_secret, split_url
 from igny8ctl.render.text import printable
+from igny8ctl.tenants import Tenant
 
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 KEY_ENV = "IGNY8CTL_OPENAI_API_KEY"
 MAX_TOKENS_LIMIT = 1_000_000
-
-
-@dataclass(frozen=True)
-class Tenant:
-    id: int
-    slug: str
 
 
 @dataclass(frozen=True)
@@ -150,6 +145,12 @@ def openai_settings(resolution: Resolution, overrides: Overrides = Overrides(),
             f"{KEY_ENV}", key="api_key")
     row_base_url = _text(config.get("base_url"), "base_url", where)
     if overrides.base_url:
+        own_server = row_base_url or DEFAULT_BASE_URL
+        if not operator_key and overrides.base_url.rstrip("/") != own_server.rstrip("/"):
+            raise ConfigError(
+                f"refusing to send the API key of {where} to --base-url: a settings row's "
+                f"key goes only to that row's server; pass --api-key (or set {KEY_ENV}) "
+                "for the server you chose", key="base_url")
         base_url = overrides.base_url
     elif row_base_url and operator_key:
         raise ConfigError(
@@ -246,8 +247,10 @@ def _text(value: Any, name: str, where: str) -> str | None:
 def _temperature(value: Any, where: str) -> float | None:
     if value is None:
         return None
+    # A range test, not math.isfinite: it rejects nan and inf, and jsonb turns 1e999 into
+    # an integer too large for a float.
     if isinstance(value, bool) or not isinstance(value, int | float) \
-            or not math.isfinite(value) or not 0 <= value <= 2:
+            or not 0 <= value <= 2:
         raise ConfigError(f"{where}: temperature must be a number from 0 to 2, got "
                           f"{printable(str(value))[:40]}", key="temperature")
     return float(value)

@@ -32,7 +32,7 @@ def diagnose_user(settings: Settings, query: str) -> UserDiagnosis:
 
 def diagnose_tenant(settings: Settings, query: str) -> TenantDiagnosis:
     """The same steps for an account as a whole (by slug or id)."""
-    from igny8ctl.cluster.job import find_tenant
+    from igny8ctl.tenants import find_tenant
 
     engine = create_engine(settings)
     started_at, started = datetime.now(UTC), time.perf_counter()

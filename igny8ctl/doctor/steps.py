@@ -16,10 +16,10 @@ import sqlalchemy as sa
 
 from igny8ctl.checks import REGISTRY, CheckResult, Severity
 from igny8ctl.cluster.base import MIN_KEYWORDS
+from igny8ctl.cluster.selection import pending
 from igny8ctl.cluster.settings import (
     Overrides,
     Resolution,
-    Tenant,
     openai_settings,
     resolve_settings_row,
 )
@@ -29,6 +29,7 @@ from igny8ctl.doctor.probe import Probe
 from igny8ctl.errors import ConfigError
 from igny8ctl.redact import mask_url
 from igny8ctl.render.text import SHOWN, listing, sample_text
+from igny8ctl.tenants import Tenant
 
 NO_ACCOUNT = Observed(Status.INFO, "not evaluated: the user has no account")
 #: Account statuses the app serves; ``trial`` too, but it is worth a look.
@@ -156,10 +157,10 @@ def tenant_data(probe: Probe) -> Observed:
                                           probe.schema.keyword, probe.schema.cluster)
     sites = [int(i) for i in connection.scalars(
         sa.select(site.id).where(site.account_id == account.id).order_by(site.id))]
-    pending = sa.and_(keyword.status == "pending", keyword.cluster_id.is_(None))
+    waiting = pending(keyword)
     keywords = {int(site_id): (int(total), int(waiting)) for site_id, total, waiting in
                 connection.execute(sa.select(keyword.site_id, sa.func.count(),
-                                             sa.func.count().filter(pending))
+                                             sa.func.count().filter(waiting))
                                    .where(keyword.account_id == account.id)
                                    .group_by(keyword.site_id))}
     clusters = {int(site_id): int(count) for site_id, count in connection.execute(

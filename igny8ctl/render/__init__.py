@@ -61,7 +61,12 @@ _MIGRATE: Registry = {
     ("migrate.django-state", OutputFormat.JSON): "igny8ctl.render.migrate:django_state_json",
 }
 
-_CLUSTER: Registry = {}
+_CLUSTER: Registry = {
+    ("cluster.proposal", OutputFormat.TABLE): "igny8ctl.render.cluster:render_proposal",
+    ("cluster.proposal", OutputFormat.JSON): "igny8ctl.render.cluster:proposal_json",
+    ("cluster.result", OutputFormat.TABLE): "igny8ctl.render.cluster:render_result",
+    ("cluster.result", OutputFormat.JSON): "igny8ctl.render.cluster:result_json",
+}
 
 _DOCTOR: Registry = {
     ("doctor.user", OutputFormat.TABLE): "igny8ctl.render.doctor:render_table",

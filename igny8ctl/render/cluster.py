@@ -1,48 +1,48 @@
 """Cluster proposals and runs for people (Rich on a terminal, plain columns when piped) and
-for machines (JSON), plus the progress bar the CLI hands to the core."""
+for machines (enveloped JSON: ``cluster.proposal``, ``cluster.result``), plus the progress
+bar the CLI hands to the core. Names and keywords come from the database or the model:
+they are printed through ``safe``, escaped. Rich is imported only by the table renderers."""
 
 from __future__ import annotations
 
 import json
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich import box
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.progress import Progress as RichProgress
-from rich.table import Table
+from igny8ctl.cluster.plan import plan_body
+from igny8ctl.cluster.types import ClusterApplied, ClusterProposal, ClusterResult, SiteProposal
+from igny8ctl.render import dumps
+from igny8ctl.render.text import listing
 
-from igny8ctl.cluster.job import ClusterApplied, ClusterProposal, SiteProposal
-from igny8ctl.cluster.plan import plan_document
-
-SHOWN = 10
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def render_proposal(proposal: ClusterProposal, console: Console) -> None:
+    from igny8ctl.render.human import safe
+
     tenant = proposal.tenant
-    head = f"Tenant {tenant.slug} (id {tenant.id}), engine {proposal.engine}"
-    console.print(escape(head), highlight=False)
+    console.print(safe(f"Tenant {tenant.slug} (id {tenant.id}), engine {proposal.engine}"),
+                  highlight=False)
     if proposal.settings_source:
-        console.print(f"OpenAI settings: {escape(proposal.settings_source)}", highlight=False)
+        console.print(f"OpenAI settings: {safe(proposal.settings_source)}", highlight=False)
     for site in proposal.sites:
         _render_site(site, console)
     for skipped in proposal.skipped:
         console.print(f"[yellow]Skipped site {skipped.site_id}[/] ({skipped.keywords} "
-                      f"keywords): {escape(skipped.reason)}", highlight=False)
-    console.print(summary(proposal), highlight=False)
+                      f"keywords): {safe(skipped.reason)}", highlight=False)
+    console.print(safe(summary(proposal)), highlight=False)
 
 
 def _render_site(site: SiteProposal, console: Console) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from igny8ctl.render.human import safe
+
     reused = sum(1 for c in site.clusters if c.existing_id is not None)
     console.print(
-        f"\n[bold]Site {site.site_id}[/]: {len(site.keyword_ids)} keywords, "
+        f"\n[bold]Site {site.site_id}[/]: {site.selected} keywords, "
         f"{len(site.clusters)} clusters ({reused} existing), {site.assigned} assigned, "
         f"{len(site.unclustered_ids)} left unclustered", highlight=False)
     table = Table(box=box.SIMPLE_HEAD if console.is_terminal else None, show_edge=False,
@@ -53,15 +53,15 @@ def _render_site(site: SiteProposal, console: Console) -> None:
     table.add_column("sample keywords")
     for cluster in site.clusters:
         marker = " (existing)" if cluster.existing_id is not None else ""
-        table.add_row(escape(cluster.name) + marker, str(len(cluster.keyword_ids)),
-                      f"{cluster.volume:,}", escape(", ".join(cluster.sample)))
+        table.add_row(safe(cluster.name) + marker, str(len(cluster.keyword_ids)),
+                      f"{cluster.volume:,}", safe(", ".join(cluster.sample)))
     console.print(table)
     if site.unclustered_ids:
         console.print(f"  unclustered (left pending): keyword ids "
-                      f"{_shown(list(map(str, site.unclustered_ids)))}", highlight=False)
+                      f"{listing(site.unclustered_ids)}", highlight=False)
     if site.invented:
         console.print("  [yellow]invented by the model (dropped)[/]: "
-                      + escape(_shown([json.dumps(t) for t in site.invented])), highlight=False)
+                      + safe(listing(json.dumps(t) for t in site.invented)), highlight=False)
     if site.duplicates:
         console.print(f"  [yellow]{site.duplicates} keyword(s) the model put in a second "
                       "cluster (kept in the first)[/]", highlight=False)
@@ -86,7 +86,9 @@ def summary(proposal: ClusterProposal) -> str:
     return "Proposal: " + "; ".join(parts) + f"; {proposal.elapsed_s:.2f}s"
 
 
-def render_applied(applied: ClusterApplied, console: Console) -> None:
+def render_result(result: ClusterResult, console: Console) -> None:
+    """The run only: the proposal was printed before the confirmation."""
+    applied = result.applied
     console.print(
         f"[bold green]Applied[/] run {applied.run_id}: {applied.created} clusters created, "
         f"{applied.reused} reused, {applied.assigned} keywords assigned in "
@@ -95,27 +97,31 @@ def render_applied(applied: ClusterApplied, console: Console) -> None:
                   markup=False)
 
 
-def json_text(proposal: ClusterProposal, applied: ClusterApplied | None) -> str:
-    document: dict[str, Any] = {"proposal": plan_document(proposal), "applied": None}
-    if applied is not None:
-        document["applied"] = {
-            "run_id": applied.run_id, "clusters_created": applied.created,
-            "clusters_reused": applied.reused, "keywords_assigned": applied.assigned,
-            "elapsed_s": round(applied.elapsed_s, 3),
-            "sites": [s.__dict__ for s in applied.sites],
-        }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+def proposal_json(proposal: ClusterProposal) -> str:
+    return dumps(ClusterProposal.KIND, plan_body(proposal))
 
 
-def _shown(items: list[str]) -> str:
-    more = len(items) - SHOWN
-    return ", ".join(items[:SHOWN]) + (f" (+{more} more)" if more > 0 else "")
+def result_json(result: ClusterResult) -> str:
+    return dumps(ClusterResult.KIND, {"proposal": plan_body(result.proposal),
+                                      "applied": _applied(result.applied)})
+
+
+def _applied(applied: ClusterApplied) -> dict[str, Any]:
+    return {
+        "run_id": applied.run_id, "clusters_created": applied.created,
+        "clusters_reused": applied.reused, "keywords_assigned": applied.assigned,
+        "elapsed_s": round(applied.elapsed_s, 3),
+        "sites": [s.__dict__ for s in applied.sites],
+    }
 
 
 class ProgressBar:
     """A Rich progress bar over the model requests (or sites, for the local engine)."""
 
     def __init__(self, console: Console, description: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichProgress
+
         self._bar = RichProgress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=console, transient=True)
