@@ -84,7 +84,7 @@ def test_every_readme_command_runs(cli: Callable[..., Result], tmp_path: Path,
     with FakeOpenAI() as fake:
         for command, documented in readme_commands():
             if command[:2] == ["cluster", "run"] and "local" not in command:
-                command = [*command, "--base-url", fake.url]
+                command = [*command, "--base-url", fake.url, "--api-key", "sk-readme"]
             run_readme_command(cli, command, documented, tmp_path, monkeypatch)
 
 
