@@ -58,8 +58,8 @@ def changed_targets(connection: Connection, fix: Fix, plan: Plan,
                     ids: Sequence[int]) -> list[int]:
     """Planned targets among ``ids`` whose watched values differ from the plan's digests."""
     key = primary_key(fix.root)
-    current: dict[int, str] = dict(connection.execute(sa.select(
-        key, fix.schema.dialect.digest(fix.watched())).where(planned_ids(fix, ids))).tuples().all())
+    current = {int(row[0]): str(row[1]) for row in connection.execute(sa.select(
+        key, fix.schema.dialect.digest(fix.watched())).where(planned_ids(fix, ids)))}
     planned = dict(zip(plan.targets, plan.digests, strict=True))
     return [i for i in ids if current.get(i) != planned[i]]
 
