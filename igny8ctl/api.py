@@ -30,6 +30,7 @@ from igny8ctl.db import (
     Igny8Schema,
     connect,
     create_engine,
+    database_errors,
     display_url,
     job_lock,
     read_only,
@@ -51,9 +52,10 @@ if TYPE_CHECKING:
     from igny8ctl.cluster.types import ClusterApplied, ClusterProposal, ClusterRequest
     from igny8ctl.doctor.base import TenantDiagnosis, UserDiagnosis
     from igny8ctl.fixes.base import Fix, FixResult, Plan
+    from igny8ctl.fixes.params import FixParams
     from igny8ctl.history import CheckHistory
     from igny8ctl.journal.runs import RunSummary
-    from igny8ctl.journal.undo import UndoStep
+    from igny8ctl.journal.undo import FixHistory, UndoPlan, UndoResult
     from igny8ctl.migrations.django_state import DjangoStateResult
     from igny8ctl.migrations.runner import ApplyResult, Generated, MigrationStatus
     from igny8ctl.tenants import Tenant
@@ -159,114 +161,128 @@ def demo(path: Path, force: bool = False) -> tuple[Settings, CheckReport]:
 # -- fixes -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class UndoPlan:
-    run: RunSummary
-    steps: list[UndoStep]
-    conflicts: list[tuple[str, list[int]]]
-
-
 def _make_fix(name: str, connection: Connection, settings: Settings,
-              params: Mapping[str, Any]) -> Fix:
-    from igny8ctl.fixes import REGISTRY
+              params: Mapping[str, Any] | FixParams) -> Fix:
     from igny8ctl.fixes.base import utcnow
+    from igny8ctl.fixes.params import parse_params
+    from igny8ctl.fixes.registry import REGISTRY
 
-    if name not in REGISTRY:
-        raise ConfigError(f"unknown fix {name!r} (fixes: {', '.join(REGISTRY)})")
-    return REGISTRY[name](reflect(connection, settings), settings, utcnow(), params)
-
-
-def _preview(fix: Fix, connection: Connection, sample_limit: int,
-             with_changes: bool = True) -> Plan:
-    """The plan; without ``with_changes`` only what apply needs (targets, blockers)."""
-    from igny8ctl.fixes.base import Plan
-
-    blockers = tuple(fix.prepare(connection))
-    condition = fix.window(None)
-    targets = int(connection.scalar(
-        sa.select(sa.func.count()).select_from(fix.root).where(condition)) or 0)
-    changes = tuple(op.preview(connection, sample_limit) for op in fix.operations(condition)) \
-        if targets and with_changes else ()
-    return Plan(fix.name, _public(fix.params), targets, changes, blockers,
-                tuple(fix.notes(connection)))
+    typed = parse_params(name, params)
+    return REGISTRY[name](reflect(connection, settings), settings, utcnow(), typed)
 
 
-def _public(params: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in params.items() if value not in (None, False, [], {})}
-
-
-def plan_fix(settings: Settings, name: str, params: Mapping[str, Any],
+def plan_fix(settings: Settings, name: str, params: Mapping[str, Any] | FixParams,
              sample_limit: int = 10) -> Plan:
-    """What ``name`` would change, computed read-only with the same statements as apply."""
+    """What ``name`` would change, bound to its exact targets, computed read-only."""
+    from igny8ctl.fixes import runner
+
     engine = create_engine(settings)
     with read_only(engine, settings) as connection:
-        return _preview(_make_fix(name, connection, settings, params), connection, sample_limit)
+        return runner.plan(connection, _make_fix(name, connection, settings, params),
+                           sample_limit)
 
 
-def apply_fix(settings: Settings, name: str, params: Mapping[str, Any],
+def apply_fix(settings: Settings, name: str, params: Mapping[str, Any] | FixParams,
               batch_size: int | None = None, wait_seconds: float = 0,
               sample_limit: int = 10) -> FixResult:
-    """Apply a fix under its lock, journaled, in one transaction or in committed batches.
+    """Plan ``name`` and apply that plan (``apply_plan``)."""
+    return apply_plan(settings, plan_fix(settings, name, params, sample_limit), batch_size,
+                      wait_seconds)
 
-    Each batch is defined by the current state (the next ``batch_size`` targets by id), so
-    a run killed at any point leaves whole batches behind, and running it again finishes
-    the work without redoing any of it.
+
+def apply_plan(settings: Settings, plan: Plan, batch_size: int | None = None,
+               wait_seconds: float = 0, saved: bool = False) -> FixResult:
+    """Execute ``plan`` under the fix's lock, journaled, in one transaction or in batches.
+
+    Each batch locks its planned rows and writes only those that still qualify; the others
+    are reported as skipped. A ``saved`` plan (a file) is checked first: every id must be a
+    target of the fix as planned (else exit 2), and a target changed since refuses it
+    (exit 1). A run killed at any point leaves whole batches; planning again finishes the
+    work without redoing any of it.
     """
+    from igny8ctl.fixes import runner
     from igny8ctl.fixes.base import FixResult
-    from igny8ctl.journal.runs import RunInfo
-    from igny8ctl.journal.tables import primary_key
-    from igny8ctl.journal.writer import Journal
 
+    if plan.blockers:
+        raise Refused(plan.blockers[0])
     engine = create_engine(settings)
-    with job_lock(engine, f"fix:{name}", wait_seconds), connect(engine) as connection:
+    with job_lock(engine, f"fix:{plan.fix}", wait_seconds), connect(engine) as connection:
         with connection.begin():
-            fix = _make_fix(name, connection, settings, params)
-            plan = _preview(fix, connection, sample_limit, with_changes=False)
-        if plan.blockers:
-            raise Refused(plan.blockers[0])
-        run = RunInfo.new(name, plan.params)
-        step, batches, rows_changed = 1, 0, 0
-        while plan.targets:
-            transaction = connection.begin()
-            dialect_of(connection).set_timeouts(connection, settings.statement_timeout_ms)
-            blockers = fix.prepare(connection)
-            if blockers:
-                transaction.rollback()
-                raise Refused(blockers[0] + (f" (after {batches} committed batches of run "
-                                             f"{run.run_id})" if batches else ""))
-            upto = None
-            if batch_size:
-                key = primary_key(fix.root)
-                upto = connection.scalar(sa.select(key).where(fix.window(None))
-                                         .order_by(key).limit(1).offset(batch_size - 1))
-            journal = Journal(connection, run, step)
-            for operation in fix.operations(fix.window(upto)):
-                operation.execute(journal)
-            if journal.rows_changed == 0 and (batches == 0 or upto is not None):
-                transaction.rollback()
-                break
-            rows_changed += journal.rows_changed
-            journal.record_run("applied" if upto is None else "partial")
-            transaction.commit()
-            step, batches = journal.step + 1, batches + 1
-            if upto is None:
-                break
-    remaining = _remaining(settings, fix)
-    return FixResult(plan, run.run_id if batches else None, rows_changed, batches, remaining)
+            fix = _make_fix(plan.fix, connection, settings, plan.params)
+            if saved:
+                _check_saved(connection, fix, plan)
+        before = _recheck(settings, fix) if plan.targets else {}
+        run_id, rows_changed, batches, skipped = runner.execute(
+            engine, connection, settings, fix, plan, batch_size, saved)
+    after = _recheck(settings, fix) if plan.targets else {}
+    remaining = sum(count for check, count in after.items()
+                    if check == fix.check or count > before.get(check, 0))
+    return FixResult(plan, run_id, rows_changed, batches, remaining, skipped,
+                     tuple(sorted(after.items())))
 
 
-def _remaining(settings: Settings, fix: Fix) -> int:
-    report = run_checks(settings, include=[fix.check], sample_limit=0)
-    return sum(f.count for r in report.results for f in r.findings
-               if fix.finding_codes is None or f.code in fix.finding_codes)
+def _check_saved(connection: Connection, fix: Fix, plan: Plan) -> None:
+    """A plan file's ids against the database, before anything is written."""
+    from igny8ctl.fixes import runner
+    from igny8ctl.journal.tables import primary_key
+
+    if plan.table != fix.root.name:
+        raise ConfigError(f"plan: {plan.fix} repairs {fix.root.name}, not {plan.table[:80]}",
+                          key="PLAN")
+    if not plan.targets:
+        return
+    stale = set(runner.changed_targets(connection, fix, plan, plan.targets))
+    still = set(connection.scalars(sa.select(primary_key(fix.root)).where(
+        runner.planned_ids(fix, plan.targets), fix.target_condition(),
+        fix.still_planned(plan))))
+    foreign = sorted(set(plan.targets) - still - stale)
+    if foreign:
+        raise ConfigError(f"plan: {len(foreign)} id(s) are not targets of {plan.fix} as "
+                          f"planned (ids {', '.join(map(str, foreign[:10]))}); nothing was "
+                          "written", key="PLAN")
+    if stale:
+        ordered = sorted(stale)
+        raise Refused(f"plan refused: {len(ordered)} target(s) of {fix.root.name} changed "
+                      f"since it was made (ids {', '.join(map(str, ordered[:10]))}"
+                      f"{' +' + str(len(ordered) - 10) + ' more' if len(ordered) > 10 else ''}"
+                      "); nothing was written, make a new plan", rows={fix.root.name: ordered})
 
 
-def fix_history(settings: Settings, limit: int = 50, job: str | None = None) -> list[RunSummary]:
+def _recheck(settings: Settings, fix: Fix) -> dict[str, int]:
+    """Counts of the fix's own findings and of every check its tables feed."""
+    counts: dict[str, int] = {}
+    report = run_checks(settings, include=sorted({fix.check, *fix.rechecks}), sample_limit=0)
+    for result in report.results:
+        for finding in result.findings:
+            if result.info.id == fix.check:
+                if fix.finding_codes is not None and finding.code not in fix.finding_codes:
+                    continue
+            elif finding.severity is Severity.INFO:
+                continue
+            counts[result.info.id] = counts.get(result.info.id, 0) + finding.count
+    return counts
+
+
+def load_fix_plan(path: Path) -> Plan:
+    from igny8ctl.fixes.plan_file import load
+
+    return load(path)
+
+
+def fix_plan_text(plan: Plan) -> str:
+    from igny8ctl.fixes.runner import plan_body
+    from igny8ctl.plans import plan_text
+
+    return plan_text(plan.KIND, plan_body(plan))
+
+
+def fix_history(settings: Settings, limit: int = 50, job: str | None = None) -> FixHistory:
     from igny8ctl.journal.runs import list_runs
+    from igny8ctl.journal.undo import FixHistory
 
     engine = create_engine(settings)
     with read_only(engine, settings) as connection:
-        return list_runs(connection, limit, job)
+        return FixHistory(list_runs(connection, limit, job))
 
 
 def _undoable(connection: Connection, run_id: str) -> RunSummary:
@@ -279,33 +295,42 @@ def _undoable(connection: Connection, run_id: str) -> RunSummary:
 
 
 def plan_undo(settings: Settings, run_id: str) -> UndoPlan:
-    from igny8ctl.journal.undo import run_steps, undo_conflicts
+    """What undoing ``run_id`` restores, and every reason it would refuse (read-only)."""
+    from igny8ctl.journal.undo import UndoPlan, refusals, run_steps
 
     engine = create_engine(settings)
-    with read_only(engine, settings) as connection:
+    with read_only(engine, settings) as connection, \
+            database_errors(engine, during=f"undo {run_id} preview",
+                            statement_timeout_ms=settings.statement_timeout_ms):
         run = _undoable(connection, run_id)
         schema = reflect(connection, settings)
         return UndoPlan(run, run_steps(connection, run_id),
-                        undo_conflicts(connection, schema.metadata, run_id))
+                        refusals(connection, schema, run_id))
 
 
-def apply_undo(settings: Settings, run_id: str, wait_seconds: float = 0) -> tuple[str, int]:
-    """Restore what ``run_id`` changed, in one journaled transaction; returns (run, rows)."""
+def apply_undo(settings: Settings, run_id: str, wait_seconds: float = 0) -> UndoResult:
+    """Restore what ``run_id`` changed, in one journaled transaction, or refuse (exit 1)
+    writing nothing."""
     from igny8ctl.journal.runs import RunInfo
-    from igny8ctl.journal.undo import undo
+    from igny8ctl.journal.undo import UndoResult, undo
     from igny8ctl.journal.writer import Journal
 
     engine = create_engine(settings)
-    with job_lock(engine, "undo", wait_seconds), connect(engine) as connection, \
-            connection.begin():
-        original = _undoable(connection, run_id)
-        schema = reflect(connection, settings)
-        dialect_of(connection).set_timeouts(connection, settings.statement_timeout_ms)
-        journal = Journal(connection, RunInfo.new("undo", {"run": run_id, "of": original.job},
-                                                  undoes=run_id))
-        rows = undo(journal, schema.metadata, run_id)
-        journal.record_run("applied")
-        return journal.run.run_id, rows
+    with job_lock(engine, "undo", wait_seconds), connect(engine) as connection:
+        dialect = dialect_of(connection)
+        dialect.prepare_write(connection)
+        with connection.begin(), database_errors(
+                engine, during=f"undo {run_id}",
+                statement_timeout_ms=settings.statement_timeout_ms):
+            original = _undoable(connection, run_id)
+            schema = reflect(connection, settings)
+            dialect.set_timeouts(connection, settings.statement_timeout_ms)
+            journal = Journal(connection, RunInfo.new(
+                "undo", {"run": run_id, "of": original.job}, undoes=run_id))
+            rows = undo(journal, schema, run_id)
+            journal.record_run("applied")
+            journal.analyze()
+            return UndoResult(run_id, journal.run.run_id, rows)
 
 
 # -- history and scheduled repair --------------------------------------------------------
@@ -359,24 +384,11 @@ class RepairResult:
         return self.after.passed
 
 
-def repair_params(fix: str, action: str) -> dict[str, Any] | None:
+def repair_params(fix: str, action: str) -> FixParams | None:
     """Parameters for ``fix`` under a policy action, or None when the policy says off."""
-    if action == "off":
-        return None
-    if fix in ("orphaned-users", "dangling-accounts"):
-        strategy, _, argument = action.partition(":")
-        if strategy == "create-account":
-            return {"strategy": strategy, "plan": argument or "free", "role": "owner"}
-        if strategy == "assign" and argument:
-            return {"strategy": strategy, "account": argument}
-        if strategy in ("delete", "delete-cascade"):
-            return {"strategy": "delete", "cascade": strategy == "delete-cascade"}
-    elif fix == "empty-accounts" and action in ("delete", "delete-cascade"):
-        return {"delete": True, "cascade": action == "delete-cascade"}
-    elif fix in ("account-owners", "cross-tenant", "cluster-counts") and action == "on":
-        return {}
-    raise ConfigError(f"repair policy: {fix} = {action!r} is not an action for this fix "
-                      "(see igny8ctl.example.toml)")
+    from igny8ctl.fixes.params import policy_params
+
+    return policy_params(fix, action)
 
 
 def repair(
@@ -386,13 +398,11 @@ def repair(
     on_repair: Callable[[Repair], None] | None = None,
 ) -> RepairResult:
     """Check, apply what the policy allows, check again; one repair at a time per database."""
-    from igny8ctl.fixes import REGISTRY
+    from igny8ctl.fixes.registry import REGISTRY
 
     policy = dict(settings.repair_policy) or DEFAULT_REPAIR_POLICY
-    unknown = sorted(set(policy) - set(REGISTRY))
-    if unknown:
-        raise ConfigError(f"repair policy names unknown fix {unknown[0]!r} "
-                          f"(fixes: {', '.join(REGISTRY)})")
+    for fix in sorted(policy):
+        repair_params(fix, policy[fix])
     planned = [(fix, policy[fix], params) for fix in REPAIR_ORDER if fix in policy
                if (params := repair_params(fix, policy[fix])) is not None]
     engine = create_engine(settings)

@@ -162,7 +162,7 @@ def test_ctrl_c_at_the_prompt_is_130_within_a_second(demo: str) -> None:
     finally:
         process.kill()
         os.close(controller)
-    assert api.fix_history(Settings(database_url=demo)) == [], "nothing was written"
+    assert api.fix_history(Settings(database_url=demo)).runs == [], "nothing was written"
 
 
 def test_sigterm_while_waiting_for_a_lock_is_130(demo: str) -> None:

@@ -53,12 +53,12 @@ def test_repair_ends_clean_and_journaled(cli: Cli, seed: Seeder, db_url: str,
     assert result.code == 0, result.stderr
     assert result.stdout == ""
     assert "repaired orphaned-users" in result.stderr
-    jobs = sorted(run.job for run in api.fix_history(Settings(database_url=db_url)))
+    jobs = sorted(run.job for run in api.fix_history(Settings(database_url=db_url)).runs)
     assert jobs == ["cluster-counts", "dangling-accounts", "orphaned-users"]
 
     again = cli("repair", "--database-url", db_url, "--metrics-file", str(metrics))
     assert (again.code, again.stdout, again.stderr) == (0, "", ""), "quiet when all is well"
-    assert len(api.fix_history(Settings(database_url=db_url))) == 3, "nothing more recorded"
+    assert len(api.fix_history(Settings(database_url=db_url)).runs) == 3, "nothing more recorded"
 
     families = {f.name: f for f in text_string_to_metric_families(metrics.read_text())}
     findings = {(s.labels["check"], s.labels["code"]): s.value
@@ -122,7 +122,7 @@ def test_json_logs_are_json_lines_without_secrets(cli: Cli, seed: Seeder, db_url
     assert applied and {"fix", "rows", "run_id"} <= set(applied[0])
     error = [e for e in events if e["event"] == "error"]
     assert error and error[0]["exit_code"] == 3 and "***" in error[0]["message"]
-    runs = api.fix_history(Settings(database_url=db_url))
+    runs = api.fix_history(Settings(database_url=db_url)).runs
     assert all(PASSWORD not in run.command for run in runs)
 
 

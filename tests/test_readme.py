@@ -94,7 +94,7 @@ def run_readme_command(cli: Callable[..., Result], command: list[str], documente
         return
     if "RUN_ID" in command:
         runs = json.loads(cli("fix", "history", "--format", "json").stdout)
-        command = [runs[0]["run_id"] if arg == "RUN_ID" else arg for arg in command]
+        command = [runs["runs"][0]["run_id"] if arg == "RUN_ID" else arg for arg in command]
     command = [str(tmp_path / Path(arg).name) if arg.startswith("/") else arg
                for arg in command]
     monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))

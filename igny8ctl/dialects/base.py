@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -89,8 +90,28 @@ class Dialect(ABC):
         """The column type of journal row images."""
 
     @abstractmethod
-    def row_image(self, table: sa.FromClause) -> sa.ColumnElement[Any]:
-        """The whole row of ``table`` as one JSON value."""
+    def row_image(self, table: sa.FromClause,
+                  columns: Sequence[sa.ColumnElement[Any]] | None = None
+                  ) -> sa.ColumnElement[Any]:
+        """The whole row of ``table`` as one JSON object, or only ``columns`` of it."""
+
+    @abstractmethod
+    def digest(self, values: Sequence[sa.ColumnElement[Any]]) -> sa.ColumnElement[str]:
+        """A hex digest of ``values`` that changes when any of them does."""
+
+    @abstractmethod
+    def row_digest(self, table: sa.FromClause) -> sa.ColumnElement[str]:
+        """A digest of the whole row (for "changed since": the row itself is not kept)."""
+
+    @abstractmethod
+    def json_rows(self, document: str,
+                  columns: Sequence[tuple[str, sa.types.TypeEngine[Any]]]) -> sa.Subquery:
+        """Rows passed as one JSON parameter (a list of objects), as a typed subquery:
+        a plan's ids and values reach SQL as data, in one bound value whatever their number."""
+
+    @abstractmethod
+    def analyze(self, connection: Connection, table: sa.Table) -> None:
+        """Refresh the planner's statistics of ``table`` (a journal just written)."""
 
     @abstractmethod
     def image_field(self, image: sa.ColumnElement[Any],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -54,9 +54,34 @@ class PostgreSQL(Dialect):
 
         return JSON()
 
-    def row_image(self, table: sa.FromClause) -> sa.ColumnElement[Any]:
+    def row_image(self, table: sa.FromClause,
+                  columns: Sequence[sa.ColumnElement[Any]] | None = None
+                  ) -> sa.ColumnElement[Any]:
+        if columns is not None:
+            pairs: list[Any] = []
+            for column in columns:
+                pairs += [sa.literal(column.name, sa.Text), column]
+            return sa.func.json_build_object(*pairs, type_=self.image_type())
         assert isinstance(table, NamedFromClause), table
         return sa.func.to_json(sa.literal_column(self.quote(table.name)))
+
+    def digest(self, values: Sequence[sa.ColumnElement[Any]]) -> sa.ColumnElement[str]:
+        return sa.func.md5(sa.cast(sa.func.json_build_array(*values), sa.Text))
+
+    def row_digest(self, table: sa.FromClause) -> sa.ColumnElement[str]:
+        return sa.func.md5(sa.cast(self.row_image(table), sa.Text))
+
+    def json_rows(self, document: str,
+                  columns: Sequence[tuple[str, sa.types.TypeEngine[Any]]]) -> sa.Subquery:
+        from sqlalchemy.dialects.postgresql import JSON
+
+        rows = sa.func.json_to_recordset(sa.cast(sa.literal(document, sa.Text), JSON)) \
+            .table_valued(*(sa.column(name, kind) for name, kind in columns)) \
+            .render_derived(name="planned", with_types=True)
+        return sa.select(*rows.c).subquery()
+
+    def analyze(self, connection: Connection, table: sa.Table) -> None:
+        connection.exec_driver_sql(f"ANALYZE {self.qualified(table)}")
 
     def image_field(self, image: sa.ColumnElement[Any],
                     column: sa.Column[Any]) -> sa.ColumnElement[Any]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, ClassVar
@@ -20,6 +21,8 @@ from igny8ctl.slug import SQLITE_FUNCTION, slugify
 
 #: The connection option that makes the next BEGIN take the write lock at once.
 IMMEDIATE = "igny8ctl_immediate"
+#: The SQL function computing ``Dialect.digest`` (PostgreSQL has ``md5``).
+DIGEST_FUNCTION = "igny8ctl_digest"
 
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -28,6 +31,11 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA foreign_keys = ON")
     dbapi_connection.execute("PRAGMA busy_timeout = 5000")
     dbapi_connection.create_function(SQLITE_FUNCTION, 2, slugify, deterministic=True)
+    dbapi_connection.create_function(DIGEST_FUNCTION, 1, _digest, deterministic=True)
+
+
+def _digest(text: str | None) -> str | None:
+    return None if text is None else hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
 def _on_begin(connection: Connection) -> None:
@@ -75,11 +83,31 @@ class SQLite(Dialect):
     def image_type(self) -> sa.types.TypeEngine[Any]:
         return sa.Text()
 
-    def row_image(self, table: sa.FromClause) -> sa.ColumnElement[Any]:
+    def row_image(self, table: sa.FromClause,
+                  columns: Sequence[sa.ColumnElement[Any]] | None = None
+                  ) -> sa.ColumnElement[Any]:
         pairs: list[Any] = []
-        for column in table.c:
+        for column in (table.c if columns is None else columns):
             pairs += [sa.literal(column.name), column]
         return sa.func.json_object(*pairs)
+
+    def digest(self, values: Sequence[sa.ColumnElement[Any]]) -> sa.ColumnElement[str]:
+        digest: sa.ColumnElement[str] = getattr(sa.func, DIGEST_FUNCTION)(
+            sa.func.json_array(*values), type_=sa.String)
+        return digest
+
+    def row_digest(self, table: sa.FromClause) -> sa.ColumnElement[str]:
+        digest: sa.ColumnElement[str] = getattr(sa.func, DIGEST_FUNCTION)(
+            self.row_image(table), type_=sa.String)
+        return digest
+
+    def json_rows(self, document: str,
+                  columns: Sequence[tuple[str, sa.types.TypeEngine[Any]]]) -> sa.Subquery:
+        each = sa.func.json_each(sa.literal(document, sa.Text)).table_valued("value")
+        return sa.select(*(
+            sa.type_coerce(sa.func.json_extract(
+                each.c.value, '$."' + name.replace('"', '\\"') + '"'), kind).label(name)
+            for name, kind in columns)).subquery("planned")
 
     def image_field(self, image: sa.ColumnElement[Any],
                     column: sa.Column[Any]) -> sa.ColumnElement[Any]:
@@ -95,6 +123,9 @@ class SQLite(Dialect):
         slug: sa.ColumnElement[str] = getattr(sa.func, SQLITE_FUNCTION)(
             text, max_length, type_=sa.String)
         return slug
+
+    def analyze(self, connection: Connection, table: sa.Table) -> None:
+        """SQLite plans these joins by primary key whatever its statistics say."""
 
     def error_hint(self, error: BaseException | None) -> str:
         name = getattr(error, "sqlite_errorname", "")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from igny8ctl.fixes.base import UPDATE, Fix, Operation
+from igny8ctl.fixes.base import UPDATE, Fix, Operation, Plan
 from igny8ctl.tables import MappedTable
 
 
@@ -14,6 +14,7 @@ class AccountOwners(Fix):
     name = "account-owners"
     check = "accounts.owner"
     finding_codes = ("owner-row-missing", "owner-other-account", "owner-missing")
+    rechecks = ("accounts.owner",)
 
     def target_table(self) -> MappedTable:
         return self.schema.account
@@ -48,7 +49,7 @@ class AccountOwners(Fix):
         return [f"left alone: accounts {', '.join(map(str, ids))} are owned by users without "
                 "an account; igny8ctl fix orphaned-users attaches those users to them"]
 
-    def operations(self, targets: sa.ColumnElement[bool]) -> list[Operation]:
+    def operations(self, targets: sa.ColumnElement[bool], plan: Plan) -> list[Operation]:
         account = self.schema.account
         return [Operation(UPDATE, account.table,
                           "set owner to the earliest owner-role member (or NULL)",

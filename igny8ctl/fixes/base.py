@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from igny8ctl.config import Settings
 from igny8ctl.db import Igny8Schema
+from igny8ctl.fixes.params import FixParams
 from igny8ctl.journal.tables import DELETE, INSERT, UPDATE, primary_key
 from igny8ctl.journal.writer import Journal
 from igny8ctl.tables import MappedTable
@@ -34,26 +35,55 @@ class Change:
 
 
 @dataclass(frozen=True)
+class NewAccount:
+    """An account create-account will insert: for ``owner_id``, with this slug and name."""
+
+    owner_id: int
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True)
 class Plan:
+    """Everything a fix's write needs, resolved read-only: the exact target ids (rows of
+    ``table``), a digest of each target's watched values and one of them all
+    (``fingerprint``), the accounts to create, what each statement changes. Apply executes
+    this and nothing else; a saved plan is refused if a digest no longer matches."""
+
+    KIND: ClassVar[str] = "fix.plan"
+
     fix: str
-    params: Mapping[str, Any]
-    targets: int
+    params: FixParams
+    table: str
+    targets: tuple[int, ...]
+    digests: tuple[str, ...]
+    fingerprint: str
     changes: tuple[Change, ...]
+    accounts: tuple[NewAccount, ...] = ()
+    joins: tuple[tuple[int, int], ...] = ()
     blockers: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    sample_limit: int = 10
 
     @property
     def empty(self) -> bool:
-        return self.targets == 0 or not any(c.count for c in self.changes)
+        return not self.targets or not any(c.count for c in self.changes)
 
 
 @dataclass(frozen=True)
 class FixResult:
+    """What an apply did. ``skipped`` are planned targets that no longer qualified when
+    their turn came (changed by someone else): left exactly as the app wrote them."""
+
+    KIND: ClassVar[str] = "fix.result"
+
     plan: Plan
     run_id: str | None
     rows_changed: int
     batches: int
     remaining: int
+    skipped: tuple[int, ...] = ()
+    checks: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,16 +124,18 @@ class Operation:
 
 class Fix(ABC):
     """Base of every fix. ``targets`` are the root rows it repairs (users, accounts...);
-    ``operations`` are its statements, restricted to targets with ``id <= upto`` so a
-    large repair can run in batches that each commit on their own.
+    ``operations`` are its statements, restricted to the planned targets that still
+    qualify, so a large repair can run in batches that each commit on their own.
     """
 
     name: ClassVar[str]
     check: ClassVar[str]
     finding_codes: ClassVar[tuple[str, ...] | None] = None
+    #: Checks reading the tables the fix writes: all run again after apply.
+    rechecks: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, schema: Igny8Schema, settings: Settings, now: datetime,
-                 params: Mapping[str, Any]) -> None:
+                 params: FixParams) -> None:
         self.schema = schema
         self.settings = settings
         self.now = schema.dialect.stored_time(now)
@@ -123,8 +155,27 @@ class Fix(ABC):
         """Which rows of the target table this fix repairs."""
 
     @abstractmethod
-    def operations(self, targets: sa.ColumnElement[bool]) -> list[Operation]:
-        """The statements that repair the target rows matching ``targets``."""
+    def operations(self, targets: sa.ColumnElement[bool], plan: Plan) -> list[Operation]:
+        """The statements that repair the target rows matching ``targets`` as ``plan``
+        binds them."""
+
+    def watched(self) -> list[sa.Column[Any]]:
+        """The target's columns a plan depends on: a change to any makes a saved plan stale."""
+        return list(self.root.c)
+
+    def bind(self, connection: Connection, targets: sa.ColumnElement[bool]
+             ) -> tuple[tuple[NewAccount, ...], tuple[tuple[int, int], ...]]:
+        """What the write needs beyond the ids (accounts to create, accounts to join)."""
+        return (), ()
+
+    def still_planned(self, plan: Plan) -> sa.ColumnElement[bool]:
+        """Beyond the target condition, what must still hold of a target for its planned
+        statements to be right (e.g. its planned slug still free)."""
+        return sa.true()
+
+    def tables(self) -> set[str]:
+        """Tables the fix writes: the re-check after apply runs every check that reads one."""
+        return {self.root.name}
 
     def prepare(self, connection: Connection) -> list[str]:
         """Look up what the operations need; return reasons the fix cannot apply as asked."""
@@ -133,15 +184,10 @@ class Fix(ABC):
     def notes(self, connection: Connection) -> list[str]:
         return []
 
-    def window(self, upto: int | None) -> sa.ColumnElement[bool]:
-        condition = self.target_condition()
-        if upto is not None:
-            condition = sa.and_(condition, primary_key(self.root) <= upto)
-        return condition
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-__all__ = ["DELETE", "INSERT", "UPDATE", "Change", "Fix", "FixResult", "Operation", "Plan"]
+__all__ = ["DELETE", "INSERT", "UPDATE", "Change", "Fix", "FixResult", "NewAccount",
+           "Operation", "Plan"]

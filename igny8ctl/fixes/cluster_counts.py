@@ -3,7 +3,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from igny8ctl.checks.clusters_counts import recounted, stale_clusters
-from igny8ctl.fixes.base import UPDATE, Fix, Operation
+from igny8ctl.fixes.base import UPDATE, Fix, Operation, Plan
 from igny8ctl.tables import MappedTable
 
 
@@ -12,6 +12,7 @@ class ClusterCounts(Fix):
 
     name = "cluster-counts"
     check = "clusters.counts"
+    rechecks = ("clusters.counts",)
 
     def target_table(self) -> MappedTable:
         return self.schema.cluster
@@ -19,7 +20,7 @@ class ClusterCounts(Fix):
     def target_condition(self) -> sa.ColumnElement[bool]:
         return self.schema.cluster.id.in_(stale_clusters(self.schema))
 
-    def operations(self, targets: sa.ColumnElement[bool]) -> list[Operation]:
+    def operations(self, targets: sa.ColumnElement[bool], plan: Plan) -> list[Operation]:
         cluster = self.schema.cluster
         return [Operation(UPDATE, cluster.table, "recompute keywords_count and volume",
                           where=targets, values={**recounted(self.schema),

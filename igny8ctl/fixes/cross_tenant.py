@@ -6,7 +6,7 @@ from sqlalchemy.engine import Connection
 from igny8ctl.checks.base import CheckContext
 from igny8ctl.checks.clusters_counts import recounted
 from igny8ctl.checks.tenancy_cross_tenant import TenancyCrossTenant
-from igny8ctl.fixes.base import UPDATE, Fix, Operation
+from igny8ctl.fixes.base import UPDATE, Fix, Operation, Plan
 from igny8ctl.tables import MappedTable
 
 
@@ -17,6 +17,10 @@ class CrossTenant(Fix):
 
     name = "cross-tenant"
     check = "tenancy.cross-tenant"
+    rechecks = ("tenancy.cross-tenant", "clusters.counts")
+
+    def tables(self) -> set[str]:
+        return {self.root.name, self.schema.cluster.table.name}
 
     def target_table(self) -> MappedTable:
         return self.schema.keyword
@@ -26,7 +30,7 @@ class CrossTenant(Fix):
         return sa.exists().where(cluster.id == keyword.cluster_id,
                                  cluster.account_id != keyword.account_id)
 
-    def operations(self, targets: sa.ColumnElement[bool]) -> list[Operation]:
+    def operations(self, targets: sa.ColumnElement[bool], plan: Plan) -> list[Operation]:
         keyword, cluster = self.schema.keyword, self.schema.cluster
         left = sa.select(keyword.cluster_id).where(targets)
         return [

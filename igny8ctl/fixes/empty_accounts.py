@@ -3,9 +3,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from igny8ctl.errors import ConfigError
-from igny8ctl.fixes.base import Fix, Operation
+from igny8ctl.fixes.base import Fix, Operation, Plan
 from igny8ctl.fixes.cascade import cascade_delete, has_references, referencing_rows
+from igny8ctl.fixes.params import EmptyAccountsParams
 from igny8ctl.tables import MappedTable
 
 
@@ -16,6 +16,9 @@ class EmptyAccounts(Fix):
     name = "empty-accounts"
     check = "accounts.owner"
     finding_codes = ("no-users",)
+    rechecks = ("accounts.owner", "users.dangling-account", "tenancy.cross-tenant",
+                "clusters.counts")
+    params: EmptyAccountsParams
 
     def target_table(self) -> MappedTable:
         return self.schema.account
@@ -26,20 +29,15 @@ class EmptyAccounts(Fix):
                        account.slug != self.settings.system_account)
 
     def target_condition(self) -> sa.ColumnElement[bool]:
-        if self.params.get("cascade"):
+        if self.params.cascade:
             return self._empty()
         return sa.and_(self._empty(), ~has_references(self.schema, self.root))
 
-    def prepare(self, connection: Connection) -> list[str]:
-        if not self.params.get("delete"):
-            raise ConfigError("empty-accounts only deletes: pass --delete to plan the deletion")
-        return []
-
-    def operations(self, targets: sa.ColumnElement[bool]) -> list[Operation]:
+    def operations(self, targets: sa.ColumnElement[bool], plan: Plan) -> list[Operation]:
         return cascade_delete(self.schema, self.root, targets)
 
     def notes(self, connection: Connection) -> list[str]:
-        if self.params.get("cascade"):
+        if self.params.cascade:
             return []
         kept = sa.and_(self._empty(), has_references(self.schema, self.root))
         account = self.schema.account

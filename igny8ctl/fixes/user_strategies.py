@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
+import json
+from collections import Counter
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from igny8ctl.dialects import dialect_of
 from igny8ctl.errors import ConfigError
-from igny8ctl.fixes.base import INSERT, UPDATE, Fix, Operation
+from igny8ctl.fixes.base import INSERT, UPDATE, Fix, NewAccount, Operation, Plan
 from igny8ctl.fixes.cascade import cascade_delete, referencing_rows
+from igny8ctl.fixes.params import Strategy, UserRepairParams
 from igny8ctl.journal.tables import primary_key
 from igny8ctl.tables import MappedTable
 
 
-class Strategy(StrEnum):
-    CREATE_ACCOUNT = "create-account"
-    ASSIGN = "assign"
-    DELETE = "delete"
-
-
 class UserRepair(Fix):
-    """Params: strategy, plan (slug), role, account (slug), email_domain, user_ids,
-    cascade, set (extra account column values)."""
+    """Orphaned and dangling users share strategies (``UserRepairParams``)."""
+
+    params: UserRepairParams
+    rechecks = ("users.orphaned", "users.dangling-account", "accounts.owner")
 
     def target_table(self) -> MappedTable:
         return self.schema.user
@@ -34,40 +33,43 @@ class UserRepair(Fix):
     def target_condition(self) -> sa.ColumnElement[bool]:
         user = self.schema.user
         condition = self.broken()
-        if self.params.get("user_ids"):
-            condition = sa.and_(condition, user.id.in_(self.params["user_ids"]))
-        if self.params.get("email_domain"):
-            domain = str(self.params["email_domain"]).lstrip("@").lower()
+        if self.params.user_ids:
+            condition = sa.and_(condition, user.id.in_(self.params.user_ids))
+        if self.params.email_domain:
             condition = sa.and_(condition, sa.func.lower(user.email).endswith(
-                f"@{domain}", autoescape=True))
+                f"@{self.params.email_domain}", autoescape=True))
         return condition
 
-    @property
-    def strategy(self) -> Strategy:
-        try:
-            return Strategy(self.params.get("strategy") or "")
-        except ValueError:
-            raise ConfigError("choose --strategy create-account, assign or delete") from None
+    def watched(self) -> list[sa.Column[Any]]:
+        user = self.schema.user
+        return [user.account_id, user.username, user.email, user.first_name, user.last_name,
+                user.role]
 
-    def operations(self, targets: sa.ColumnElement[bool]) -> list[Operation]:
-        if self.strategy is Strategy.CREATE_ACCOUNT:
-            return self._create_accounts(targets)
-        if self.strategy is Strategy.ASSIGN:
-            values: dict[str, Any] = {self.schema.user.account_id.name: self._account}
-            if self.params.get("role"):
-                values[self.schema.user.role.name] = self.params["role"]
-            return [Operation(UPDATE, self.root, f"attach users to {self.params['account']}",
+    def tables(self) -> set[str]:
+        if self.params.strategy is Strategy.CREATE_ACCOUNT:
+            return {self.root.name, self.schema.account.table.name}
+        return {self.root.name}
+
+    def operations(self, targets: sa.ColumnElement[bool], plan: Plan) -> list[Operation]:
+        user = self.schema.user
+        if self.params.strategy is Strategy.CREATE_ACCOUNT:
+            return self._create_accounts(targets, plan)
+        if self.params.strategy is Strategy.ASSIGN:
+            values: dict[str, Any] = {user.account_id.name: self._account}
+            if self.params.role:
+                values[user.role.name] = self.params.role.value
+            return [Operation(UPDATE, self.root, f"attach users to {self.params.account}",
                               where=targets, values=values)]
         return cascade_delete(self.schema, self.root, targets)
 
     def prepare(self, connection: Connection) -> list[str]:
-        if self.strategy is Strategy.CREATE_ACCOUNT:
+        if self.params.strategy is Strategy.CREATE_ACCOUNT:
             self._constants = self._account_values(connection)
             return self._missing_account_columns()
-        if self.strategy is Strategy.ASSIGN:
+        if self.params.strategy is Strategy.ASSIGN:
             self._account = self._account_id(connection)
-        elif not self.params.get("cascade"):
-            refs = referencing_rows(connection, self.schema, self.root, self.window(None))
+        elif not self.params.cascade:
+            refs = referencing_rows(connection, self.schema, self.root, self.target_condition())
             if refs:
                 listed = ", ".join(f"{where} ({rows} rows)" for where, rows in refs)
                 return [f"users are still referenced by {listed}; pass --cascade to delete "
@@ -75,21 +77,19 @@ class UserRepair(Fix):
         return []
 
     def _account_id(self, connection: Connection) -> int:
-        slug = self.params.get("account")
-        if not slug:
-            raise ConfigError("--strategy assign needs --account SLUG")
         account = self.schema.account
-        found = connection.scalar(sa.select(account.id).where(account.slug == slug))
+        found = connection.scalar(sa.select(account.id).where(
+            account.slug == self.params.account))
         if found is None:
-            raise ConfigError(f"no account with slug {slug!r}")
+            raise ConfigError(f"no account with slug {self.params.account!r}", key="--account")
         return int(found)
 
     def _plan_id(self, connection: Connection) -> int:
-        slug = self.params.get("plan") or "free"
         plan = self.schema.plan
-        found = connection.scalar(sa.select(plan.id).where(plan.slug == slug))
+        found = connection.scalar(sa.select(plan.id).where(plan.slug == self.params.plan))
         if found is None:
-            raise ConfigError(f"plan {slug!r} does not exist: pass --plan SLUG of an existing plan")
+            raise ConfigError(f"plan {self.params.plan!r} does not exist: pass --plan SLUG of "
+                              "an existing plan", key="--plan")
         return int(found)
 
     def _account_values(self, connection: Connection) -> dict[str, Any]:
@@ -102,9 +102,16 @@ class UserRepair(Fix):
             account.updated_at.name: self.now,
             account.plan_id.name: self._plan_id(connection),
         }
-        for column, value in dict(self.params.get("set") or {}).items():
+        own = {account.owner_id.name, account.name.name, account.slug.name,
+               account.plan_id.name, account.created_at.name, account.updated_at.name,
+               primary_key(account.table).name}
+        for column, value in self.params.set:
             if column not in account.table.c:
-                raise ConfigError(f"--set {column}: {account.table.name} has no such column")
+                raise ConfigError(f"--set {column}: {account.table.name} has no such column",
+                                  key="--set")
+            if column in own:
+                raise ConfigError(f"--set {column}: create-account sets {column} itself",
+                                  key="--set")
             values[column] = value
         return values
 
@@ -122,11 +129,20 @@ class UserRepair(Fix):
                     f"without a default; give it a value with --set {missing[0]}=VALUE"]
         return []
 
-    def _create_accounts(self, targets: sa.ColumnElement[bool]) -> list[Operation]:
+    def _owned(self) -> sa.ScalarSelect[Any]:
+        user, account = self.schema.user, self.schema.account
+        return (sa.select(sa.func.min(account.id)).where(account.owner_id == user.id)
+                .correlate_except(account.table).scalar_subquery())
+
+    def bind(self, connection: Connection, targets: sa.ColumnElement[bool]
+             ) -> tuple[tuple[NewAccount, ...], tuple[tuple[int, int], ...]]:
+        """The accounts to create, with slugs free now and unique among themselves, and the
+        accounts that orphans owning one will join."""
+        if self.params.strategy is not Strategy.CREATE_ACCOUNT:
+            return (), ()
         user, account = self.schema.user, self.schema.account
         slug_length = getattr(account.slug.type, "length", None) or 50
         name_length = getattr(account.name.type, "length", None) or 150
-        owned = sa.exists().where(account.owner_id == user.id)
         full_name = sa.func.trim(user.first_name + " " + user.last_name)
         name = sa.case((full_name != "", full_name), else_=user.username)
         base = sa.func.coalesce(
@@ -134,36 +150,91 @@ class UserRepair(Fix):
             sa.func.nullif(self.schema.dialect.slugify_sql(user.email, slug_length), ""),
             "user",
         )
-        candidates = (
-            sa.select(user.id.label("user_id"), sa.func.substr(name, 1, name_length).label("name"),
-                      base.label("base"),
-                      sa.func.count().over(partition_by=base).label("same_base"))
-            .where(targets, ~owned)
-            .subquery("candidates")
+        owned = self._owned()
+        rows = connection.execute(
+            sa.select(user.id, sa.func.substr(name, 1, name_length), base, owned)
+            .where(targets).order_by(user.id)).all()
+        joins = tuple((int(r[0]), int(r[3])) for r in rows if r[3] is not None)
+        wanted = [(int(r[0]), str(r[1]), str(r[2])) for r in rows if r[3] is None]
+        slugs = free_slugs(connection, account.slug, [(i, b) for i, _, b in wanted],
+                           slug_length)
+        return tuple(NewAccount(i, slugs[i], n) for i, n, _ in wanted), joins
+
+    def still_planned(self, plan: Plan) -> sa.ColumnElement[bool]:
+        """A planned creation still needs the user to own no account and its slug free; a
+        planned join needs the user to still own that account."""
+        if self.params.strategy is not Strategy.CREATE_ACCOUNT:
+            return sa.true()
+        user, account = self.schema.user, self.schema.account
+        dialect = self.schema.dialect
+        joins = dialect.json_rows(json.dumps([{"id": u, "account": a} for u, a in plan.joins]),
+                                  [("id", sa.BigInteger()), ("account", sa.BigInteger())])
+        creates = dialect.json_rows(
+            json.dumps([{"id": a.owner_id, "slug": a.slug} for a in plan.accounts]),
+            [("id", sa.BigInteger()), ("slug", sa.Text())])
+        return sa.or_(
+            sa.exists().where(joins.c.id == user.id, joins.c.account == self._owned()),
+            sa.exists().where(creates.c.id == user.id, self._owned().is_(None),
+                              ~sa.exists().where(account.slug == creates.c.slug)),
         )
-        id_text = sa.cast(candidates.c.user_id, sa.String)
-        suffixed = (sa.func.rtrim(sa.func.substr(
-            candidates.c.base, 1, slug_length - 2 - sa.func.length(id_text)), "-")
-            + "--" + id_text)
-        taken = sa.exists().where(account.slug == candidates.c.base)
-        slug = sa.case((sa.and_(candidates.c.same_base == 1, ~taken), candidates.c.base),
-                       else_=suffixed)
+
+    def _create_accounts(self, targets: sa.ColumnElement[bool], plan: Plan) -> list[Operation]:
+        user, account = self.schema.user, self.schema.account
         constants = self._constants
-        columns = [account.owner_id.name, account.name.name, account.slug.name, *constants]
-        source = sa.select(
-            candidates.c.user_id, candidates.c.name, slug,
-            *(sa.literal(value, type_=account.table.c[column].type)
-              for column, value in constants.items()),
-        ).order_by(candidates.c.user_id)
-        owned_account = (sa.select(sa.func.min(account.id)).where(account.owner_id == user.id)
-                         .scalar_subquery())
-        values: dict[str, Any] = {user.account_id.name: owned_account}
-        role = self.params.get("role", "owner")
+        role = self.params.role.value if self.params.role else None
+        values: dict[str, Any] = {user.account_id.name: self._owned()}
         if role:
             values[user.role.name] = role
         attach = "attach each user to the account they own" + (f", role {role}" if role else "")
+        planned = self.schema.dialect.json_rows(
+            json.dumps([{"owner": a.owner_id, "name": a.name, "slug": a.slug}
+                        for a in plan.accounts]),
+            [("owner", sa.BigInteger()), ("name", sa.Text()), ("slug", sa.Text())])
+        source = sa.select(
+            planned.c.owner, planned.c.name, planned.c.slug,
+            *(sa.literal(value, type_=account.table.c[column].type)
+              for column, value in constants.items()),
+        ).where(planned.c.owner.in_(sa.select(user.id).where(targets))).order_by(planned.c.owner)
         return [
             Operation(INSERT, account.table, "create one account per user (sample: owner ids)",
-                      columns=columns, source=source),
+                      columns=[account.owner_id.name, account.name.name, account.slug.name,
+                               *constants],
+                      source=source),
             Operation(UPDATE, user.table, attach, where=targets, values=values),
         ]
+
+
+def suffixed(base: str, tag: str, length: int) -> str:
+    """``<base>--<tag>`` within ``length``: a slugified base never holds ``--``."""
+    return base[:max(1, length - 2 - len(tag))].rstrip("-") + "--" + tag
+
+
+def free_slugs(connection: Connection, column: sa.Column[Any], wanted: list[tuple[int, str]],
+               length: int) -> dict[int, str]:
+    """A slug per user id, free in ``column`` and unique among themselves: the base when
+    only one user wants it, else ``<base>--<id>``, then ``<base>--<id>-2``, ... for as long
+    as an existing slug (one shaped like our suffix included) is in the way."""
+    counts = Counter(base for _, base in wanted)
+    slugs = {uid: base if counts[base] == 1 else suffixed(base, str(uid), length)
+             for uid, base in wanted}
+    bases = dict(wanted)
+    attempt = {uid: 1 for uid, _ in wanted}
+    pending = set(slugs)
+    while pending:
+        asked = sorted({slugs[uid] for uid in pending})
+        taken: set[str] = set()
+        for start in range(0, len(asked), 10_000):
+            chunk = asked[start:start + 10_000]
+            planned = dialect_of(connection).json_rows(
+                json.dumps([{"slug": s} for s in chunk]), [("slug", sa.Text())])
+            taken.update(connection.scalars(
+                sa.select(planned.c.slug).where(sa.exists().where(column == planned.c.slug))))
+        used = Counter(slugs.values())
+        clashing = {uid for uid in pending if slugs[uid] in taken or used[slugs[uid]] > 1}
+        for uid in clashing:
+            attempt[uid] += 1
+            tag = str(uid) if attempt[uid] == 2 and slugs[uid] == bases[uid] else \
+                f"{uid}-{attempt[uid]}"
+            slugs[uid] = suffixed(bases[uid], tag, length)
+        pending = clashing
+    return slugs

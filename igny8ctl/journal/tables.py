@@ -1,6 +1,13 @@
 """The journal's two tables: ``igny8ctl_runs`` (who, where, when, what) and
 ``igny8ctl_journal`` (the rows each statement touched). Created on first use, inside the
-first writer's transaction."""
+first writer's transaction.
+
+An entry holds what undo needs and no more: for an update, the before-values of the
+columns the statement set (``before``) and a digest of the whole row after it
+(``digest``, for "changed since"); for an insert, the new row's id and digest; for a
+delete, the whole row (``before``). ``after`` is only read from journals written before
+digests existed.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ JOURNAL_TABLE = "igny8ctl_journal"
 RUNS_TABLE = "igny8ctl_runs"
 
 INSERT, UPDATE, DELETE = "insert", "update", "delete"
+DIGEST = "digest"
 
 
 def journal_tables(dialect: Dialect) -> tuple[sa.Table, sa.Table]:
@@ -53,6 +61,7 @@ def journal_tables(dialect: Dialect) -> tuple[sa.Table, sa.Table]:
         sa.Column("table_name", sa.String(255), nullable=False),
         sa.Column("before", image),
         sa.Column("after", image),
+        sa.Column("digest", sa.String(64)),
     )
     return runs, journal
 
@@ -68,6 +77,11 @@ def ensure_journal(connection: Connection) -> tuple[sa.Table, sa.Table]:
     if not (inspector.has_table(RUNS_TABLE) and inspector.has_table(JOURNAL_TABLE)):
         dialect.xact_lock(connection, JOURNAL_TABLE)
         runs.metadata.create_all(connection, checkfirst=True)
+    elif DIGEST not in {c["name"] for c in inspector.get_columns(JOURNAL_TABLE)}:
+        # A journal written before digests: its entries keep their whole images.
+        dialect.xact_lock(connection, JOURNAL_TABLE)
+        connection.exec_driver_sql(
+            f"ALTER TABLE {dialect.quote(JOURNAL_TABLE)} ADD COLUMN {DIGEST} varchar(64)")
     return runs, journal
 
 

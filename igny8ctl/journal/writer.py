@@ -1,8 +1,8 @@
 """Writes that record themselves: every change igny8ctl makes goes through ``Journal``.
 
-An insert, update or delete is one set-based statement (a *step*), and the rows it touches
-are imaged into ``igny8ctl_journal`` in the same transaction: the row before an update or
-delete, the row after an insert or update. Rows are imaged as JSON and restored by casting
+An insert, update or delete is one set-based statement (a *step*), and what undo needs of
+the rows it touches goes into ``igny8ctl_journal`` in the same transaction
+(``igny8ctl.journal.tables`` says what). Values are imaged as JSON and restored by casting
 each field back to the column's type (``igny8ctl.dialects``), which reproduces the stored
 values exactly.
 """
@@ -23,7 +23,7 @@ from igny8ctl.journal.tables import DELETE, INSERT, UPDATE, ensure_journal, prim
 
 
 class Journal:
-    """Insert, update and delete, each recorded with row images in the same transaction."""
+    """Insert, update and delete, each recorded in the same transaction."""
 
     def __init__(self, connection: Connection, run: RunInfo, first_step: int = 1) -> None:
         self.connection = connection
@@ -41,61 +41,82 @@ class Journal:
         return sa.select(self.table.c.row_id).where(
             self.table.c.run_id == self.run.run_id, self.table.c.step == step)
 
-    def _image_before(self, step: int, action: str, target: sa.Table,
-                      where: sa.ColumnElement[bool]) -> int:
-        pk = primary_key(target)
-        select = sa.select(
-            sa.literal(self.run.run_id), sa.literal(step), sa.literal(action),
-            sa.literal(target.name), pk, self.dialect.row_image(target),
-        ).where(where)
-        result = self.connection.execute(
-            sa.insert(self.table).from_select(
-                ["run_id", "step", "action", "table_name", "row_id", "before"], select),
-            execution_options={"preserve_rowcount": True},
-        )
-        return int(result.rowcount or 0)
+    def _entry(self, step: int, action: str, target: sa.Table) -> list[Any]:
+        return [sa.literal(self.run.run_id), sa.literal(step), sa.literal(action),
+                sa.literal(target.name)]
 
-    def _image_after(self, step: int, target: sa.Table) -> None:
+    def _record(self, columns: Sequence[str], select: sa.Select[Any]) -> int:
+        return int(self.connection.execute(
+            sa.insert(self.table).from_select(
+                ["run_id", "step", "action", "table_name", "row_id", *columns], select),
+            execution_options={"preserve_rowcount": True},
+        ).rowcount or 0)
+
+    def _image_before(self, step: int, action: str, target: sa.Table,
+                      where: sa.ColumnElement[bool],
+                      columns: Sequence[sa.Column[Any]] | None = None) -> int:
+        pk = primary_key(target)
+        return self._record(["before"], sa.select(
+            *self._entry(step, action, target), pk, self.dialect.row_image(target, columns),
+        ).where(where))
+
+    def _digest_after(self, step: int, target: sa.Table) -> None:
         pk = primary_key(target)
         self.connection.execute(
             sa.update(self.table)
             .where(self.table.c.run_id == self.run.run_id, self.table.c.step == step)
-            .values(after=sa.select(self.dialect.row_image(target))
+            .values(digest=sa.select(self.dialect.row_digest(target))
                     .where(pk == self.table.c.row_id).scalar_subquery())
         )
 
     def update(self, target: sa.Table, values: Mapping[str, Any],
                where: sa.ColumnElement[bool]) -> int:
-        """``UPDATE target SET values WHERE where``; values may be correlated subqueries."""
+        """``UPDATE target SET values WHERE where``; values may be correlated subqueries.
+
+        Journals the before-values of the columns set and a digest of each row after.
+        """
         step = self._next_step()
+        changed = [target.c[name] for name in values]
         if self.dialect.writes_in_ctes:
-            count = self._update_imaged(step, target, values, where)
+            count = self._update_imaged(step, target, values, where, changed)
         else:
-            count = self._image_before(step, UPDATE, target, where)
+            count = self._image_before(step, UPDATE, target, where, changed)
             if count:
                 self.connection.execute(
                     sa.update(target).where(primary_key(target).in_(self._step_rows(step)))
                     .values(**values)
                 )
-                self._image_after(step, target)
+                self._digest_after(step, target)
         self.rows_changed += count
         return count
 
     def _update_imaged(self, step: int, target: sa.Table, values: Mapping[str, Any],
-                       where: sa.ColumnElement[bool]) -> int:
-        """PostgreSQL: lock and image, update, and journal both images in one statement."""
+                       where: sa.ColumnElement[bool], changed: Sequence[sa.Column[Any]]) -> int:
+        """PostgreSQL, one statement: lock and image the rows, update them joined by primary
+        key (no join of two CTEs, whose sizes the planner cannot know), journal what the
+        update returns."""
         pk = primary_key(target)
-        before = (sa.select(pk.label("row_id"), self.dialect.row_image(target).label("image"))
+        before = (sa.select(pk.label("row_id"),
+                            self.dialect.row_image(target, changed).label("image"))
                   .where(where).with_for_update(of=target).cte("before_rows"))
         updated = (sa.update(target).where(pk == before.c.row_id).values(**values)
-                   .returning(*target.c).cte("updated"))
-        return self._journal_from(step, UPDATE, target, updated, before)
+                   .returning(pk.label("row_id"), before.c.image.label("image"),
+                              self.dialect.row_digest(target).label("digest"))
+                   .cte("updated"))
+        return self._record(["before", "digest"], sa.select(
+            *self._entry(step, UPDATE, target), updated.c.row_id, updated.c.image,
+            updated.c.digest))
 
     def delete(self, target: sa.Table, where: sa.ColumnElement[bool]) -> int:
+        """Deleted rows are journaled whole: undo puts them back as they were."""
         step = self._next_step()
+        pk = primary_key(target)
         if self.dialect.writes_in_ctes:
-            deleted = sa.delete(target).where(where).returning(*target.c).cte("deleted")
-            count = self._journal_from(step, DELETE, target, deleted)
+            deleted = (sa.delete(target).where(where)
+                       .returning(pk.label("row_id"), self.dialect.row_image(target).label("image"))
+                       .cte("deleted"))
+            count = self._record(["before"], sa.select(
+                *self._entry(step, DELETE, target), deleted.c.row_id, deleted.c.image))
         else:
             count = self._image_before(step, DELETE, target, where)
             if count:
@@ -104,34 +125,17 @@ class Journal:
         self.rows_changed += count
         return count
 
-    def _journal_from(self, step: int, action: str, target: sa.Table, changed: sa.CTE,
-                      before: sa.CTE | None = None) -> int:
-        """Journal the rows a data-modifying CTE returned (PostgreSQL)."""
-        key = changed.c[primary_key(target).name]
-        image = self.dialect.row_image(changed)
-        images: dict[str, sa.ColumnElement[Any]] = (
-            {"before": image} if action == DELETE else {"after": image})
-        source: sa.FromClause = changed
-        if before is not None:
-            images["before"] = before.c.image
-            source = changed.join(before, before.c.row_id == key)
-        return int(self.connection.execute(
-            sa.insert(self.table).from_select(
-                ["run_id", "step", "action", "table_name", "row_id", *images],
-                sa.select(sa.literal(self.run.run_id), sa.literal(step), sa.literal(action),
-                          sa.literal(target.name), key, *images.values()).select_from(source),
-            ),
-            execution_options={"preserve_rowcount": True},
-        ).rowcount or 0)
-
     def insert(self, target: sa.Table, columns: Sequence[str], rows: sa.Select[Any]) -> int:
-        """``INSERT INTO target (columns) SELECT ...``, imaging every inserted row."""
+        """``INSERT INTO target (columns) SELECT ...``, journaling each new id and digest."""
         step = self._next_step()
         pk = primary_key(target)
         if self.dialect.writes_in_ctes:
             inserted = (sa.insert(target).from_select(list(columns), rows)
-                        .returning(*target.c).cte("inserted"))
-            count = self._journal_from(step, INSERT, target, inserted)
+                        .returning(pk.label("row_id"),
+                                   self.dialect.row_digest(target).label("digest"))
+                        .cte("inserted"))
+            count = self._record(["digest"], sa.select(
+                *self._entry(step, INSERT, target), inserted.c.row_id, inserted.c.digest))
         else:
             new_rows: sa.ColumnElement[bool]
             if pk.name in columns:
@@ -144,17 +148,16 @@ class Journal:
                     sa.select(sa.func.coalesce(sa.func.max(pk), 0)))
                 new_rows = pk > highest
             self.connection.execute(sa.insert(target).from_select(list(columns), rows))
-            count = int(self.connection.execute(
-                sa.insert(self.table).from_select(
-                    ["run_id", "step", "action", "table_name", "row_id", "after"],
-                    sa.select(sa.literal(self.run.run_id), sa.literal(step),
-                              sa.literal(INSERT), sa.literal(target.name), pk,
-                              self.dialect.row_image(target)).where(new_rows),
-                ),
-                execution_options={"preserve_rowcount": True},
-            ).rowcount or 0)
+            count = self._record(["digest"], sa.select(
+                *self._entry(step, INSERT, target), pk, self.dialect.row_digest(target),
+            ).where(new_rows))
         self.rows_changed += count
         return count
+
+    def analyze(self) -> None:
+        """Give the planner statistics of the rows just journaled, so an undo's statements
+        are planned for their real size (a fresh journal looks empty)."""
+        self.dialect.analyze(self.connection, self.table)
 
     def insert_values(self, target: sa.Table, rows: Sequence[Mapping[str, Any]]) -> int:
         """Insert literal rows (e.g. a model's proposal), imaging them like ``insert``.

@@ -48,7 +48,18 @@ _CHECK: Registry = {
     ("check.history", OutputFormat.JSON): "igny8ctl.render.json_report:trends",
 }
 
-_FIX: Registry = {}
+_FIX: Registry = {
+    ("fix.plan", OutputFormat.TABLE): "igny8ctl.render.fix:render_plan",
+    ("fix.plan", OutputFormat.JSON): "igny8ctl.render.fix:plan_json",
+    ("fix.result", OutputFormat.TABLE): "igny8ctl.render.fix:render_result",
+    ("fix.result", OutputFormat.JSON): "igny8ctl.render.fix:result_json",
+    ("fix.history", OutputFormat.TABLE): "igny8ctl.render.fix:render_history",
+    ("fix.history", OutputFormat.JSON): "igny8ctl.render.fix:history_json",
+    ("fix.undo-plan", OutputFormat.TABLE): "igny8ctl.render.fix:render_undo_plan",
+    ("fix.undo-plan", OutputFormat.JSON): "igny8ctl.render.fix:undo_plan_json",
+    ("fix.undo", OutputFormat.TABLE): "igny8ctl.render.fix:render_undo",
+    ("fix.undo", OutputFormat.JSON): "igny8ctl.render.fix:undo_json",
+}
 
 _MIGRATE: Registry = {
     ("migrate.status", OutputFormat.TABLE): "igny8ctl.render.migrate:render_status",

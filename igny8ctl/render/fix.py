@@ -1,27 +1,31 @@
-"""Plans, results and journal history of fixes, for a terminal or as JSON."""
+"""Plans, results, undo and journal history of fixes, for a terminal or as enveloped JSON.
+
+The JSON of a plan is the plan itself: what a preview prints with ``--format json`` is what
+``--save-plan`` writes and ``fix apply FILE`` reads.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from rich import box
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-
+from igny8ctl.render import dumps
 from igny8ctl.render.text import sample_text
 
 if TYPE_CHECKING:
-    from igny8ctl.api import UndoPlan
+    from rich.console import Console
+    from rich.table import Table
+
     from igny8ctl.fixes.base import FixResult, Plan
-    from igny8ctl.journal.runs import RunSummary
+    from igny8ctl.journal.undo import FixHistory, UndoPlan, UndoResult
 
 _ACTION_STYLE = {"insert": "green", "update": "yellow", "delete": "red"}
 
 
 def _table(console: Console, *headers: str) -> Table:
+    from rich import box
+    from rich.table import Table
+
     table = Table(box=box.SIMPLE_HEAD if console.is_terminal else None, show_edge=False,
                   pad_edge=False)
     for header in headers:
@@ -30,11 +34,16 @@ def _table(console: Console, *headers: str) -> Table:
     return table
 
 
-def plan_dict(plan: Plan) -> dict[str, Any]:
-    return {"fix": plan.fix, "params": plan.params, "targets": plan.targets,
-            "changes": [asdict(change) | {"sample": list(change.sample)}
-                        for change in plan.changes],
-            "blockers": list(plan.blockers), "notes": list(plan.notes)}
+def _escape(text: str) -> str:
+    from igny8ctl.render.human import safe
+
+    return safe(text)
+
+
+def plan_json(plan: Plan) -> str:
+    from igny8ctl.fixes.runner import plan_body
+
+    return dumps(plan.KIND, plan_body(plan))
 
 
 def render_plan(plan: Plan, console: Console) -> None:
@@ -44,21 +53,31 @@ def render_plan(plan: Plan, console: Console) -> None:
         table = _table(console, "action", "table", "rows", "sample ids", "what")
         for change in plan.changes:
             style = _ACTION_STYLE.get(change.action, "")
-            table.add_row(f"[{style}]{change.action}[/]", escape(change.table),
+            table.add_row(f"[{style}]{change.action}[/]", _escape(change.table),
                           str(change.count), sample_text(change.sample, change.count),
-                          escape(change.description))
-        console.print(f"[bold]{plan.fix}[/]: {plan.targets} row(s) to repair", highlight=False)
+                          _escape(change.description))
+        console.print(f"[bold]{plan.fix}[/]: {len(plan.targets)} row(s) to repair "
+                      f"(targets {sample_text(plan.targets[:plan.sample_limit], len(plan.targets))}"
+                      f"; fingerprint {plan.fingerprint[:12]})", highlight=False)
         console.print(table)
     for note in plan.notes:
-        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        console.print(f"[yellow]note:[/] {_escape(note)}", highlight=False)
     for blocker in plan.blockers:
-        console.print(f"[red]blocked:[/] {escape(blocker)}", highlight=False)
+        console.print(f"[red]blocked:[/] {_escape(blocker)}", highlight=False)
 
 
-def result_dict(result: FixResult) -> dict[str, Any]:
-    return {"plan": plan_dict(result.plan), "run_id": result.run_id,
-            "rows_changed": result.rows_changed, "batches": result.batches,
-            "remaining": result.remaining}
+def result_body(result: FixResult) -> dict[str, Any]:
+    return {"fix": result.plan.fix, "params": result.plan.params.to_dict(),
+            "fingerprint": result.plan.fingerprint, "targets": len(result.plan.targets),
+            "run_id": result.run_id, "rows_changed": result.rows_changed,
+            "batches": result.batches,
+            "changed_by_someone_else": {"count": len(result.skipped),
+                                        "ids": list(result.skipped)},
+            "remaining": result.remaining, "checks": dict(result.checks)}
+
+
+def result_json(result: FixResult) -> str:
+    return dumps(result.KIND, result_body(result))
 
 
 def render_result(result: FixResult, console: Console) -> None:
@@ -69,40 +88,69 @@ def render_result(result: FixResult, console: Console) -> None:
         console.print(f"[green]applied[/] {result.plan.fix}: {result.rows_changed} row(s) "
                       f"changed{batches}, journaled as run [bold]{result.run_id}[/] "
                       f"(undo: igny8ctl fix undo {result.run_id})", highlight=False)
+    if result.skipped:
+        console.print(f"[yellow]skipped:[/] {len(result.skipped)} planned row(s) changed by "
+                      f"someone else, left as they are (ids "
+                      f"{sample_text(result.skipped[:10], len(result.skipped))})",
+                      highlight=False)
     for note in result.plan.notes:
-        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        console.print(f"[yellow]note:[/] {_escape(note)}", highlight=False)
     style = "green" if result.remaining == 0 else "red"
-    console.print(f"[{style}]re-check: {result.remaining} finding row(s) remain[/]",
-                  highlight=False)
+    console.print(f"[{style}]re-check: {result.remaining} finding row(s) remain[/]"
+                  + (f" ({', '.join(f'{c} {n}' for c, n in result.checks)})"
+                     if result.checks else ""), highlight=False)
 
 
-def runs_json(runs: list[RunSummary]) -> str:
-    return json.dumps([asdict(run) for run in runs], indent=2, default=str) + "\n"
+def history_json(history: FixHistory) -> str:
+    return dumps(history.KIND, {"runs": [asdict(run) for run in history.runs]})
 
 
-def render_history(runs: list[RunSummary], console: Console) -> None:
-    if not runs:
+def render_history(history: FixHistory, console: Console) -> None:
+    if not history.runs:
         console.print("No journaled runs.")
         return
     table = _table(console, "run", "job", "status", "rows", "started", "by", "undo")
-    for run in runs:
+    for run in history.runs:
         undo = (f"undone by {run.undone_by}" if run.undone_by
                 else f"undoes {run.undoes}" if run.undoes else "")
-        table.add_row(run.run_id, run.job, run.status, str(run.rows_changed),
+        table.add_row(run.run_id, _escape(run.job), run.status, str(run.rows_changed),
                       run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-                      f"{run.operator}@{run.host}", undo)
+                      _escape(f"{run.operator}@{run.host}"), undo)
     console.print(table)
+
+
+def undo_plan_json(plan: UndoPlan) -> str:
+    return dumps(plan.KIND, {
+        "run": asdict(plan.run),
+        "steps": [asdict(step) for step in plan.steps],
+        "refusals": [{"reason": r.reason, "table": r.table, "ids": list(r.ids)}
+                     for r in plan.refusals],
+    })
 
 
 def render_undo_plan(plan: UndoPlan, console: Console) -> None:
     run = plan.run
-    console.print(f"[bold]undo {run.run_id}[/] ({run.job}, {run.rows_changed} row(s), "
-                  f"{escape(run.command)})", highlight=False)
+    console.print(f"[bold]undo {run.run_id}[/] ({_escape(run.job)}, {run.rows_changed} "
+                  f"row(s), {_escape(run.command)})", highlight=False)
     table = _table(console, "step", "restores", "table", "rows")
     reverse = {"insert": "delete", "update": "update", "delete": "insert"}
     for step in plan.steps:
-        table.add_row(str(step.step), reverse[step.action], step.table, str(step.rows))
+        table.add_row(str(step.step), reverse[step.action], _escape(step.table),
+                      str(step.rows))
     console.print(table)
-    for table_name, ids in plan.conflicts:
-        console.print(f"[red]changed since:[/] {table_name} ids {', '.join(map(str, ids))}",
-                      highlight=False)
+    for refusal in plan.refusals:
+        console.print(f"[red]refused:[/] {_escape(refusal.table)} ids "
+                      f"{sample_text(refusal.ids[:10], len(refusal.ids))}: "
+                      f"{_escape(refusal.reason)}", highlight=False)
+    if not plan.refusals:
+        console.print("Preview only: nothing was written. Add --apply to undo.")
+
+
+def undo_json(result: UndoResult) -> str:
+    return dumps(result.KIND, {"undone": result.undone, "run_id": result.run_id,
+                               "rows": result.rows})
+
+
+def render_undo(result: UndoResult, console: Console) -> None:
+    console.print(f"[green]undone[/] {result.undone}: {result.rows} row(s) restored, "
+                  f"journaled as run [bold]{result.run_id}[/]", highlight=False)

@@ -1,0 +1,155 @@
+"""Plan a fix, then execute exactly that plan.
+
+``plan`` resolves the targets read-only. ``execute`` runs the plan in one transaction or in
+batches; each batch locks its planned rows (primary-key order), re-checks that each still
+qualifies, and writes only those: a target the app changed meanwhile is skipped and
+reported, never modified, and rows the app adds are never seen.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from igny8ctl.config import Settings
+from igny8ctl.db import database_errors
+from igny8ctl.dialects import dialect_of
+from igny8ctl.errors import Refused
+from igny8ctl.fixes.base import Fix, Plan
+from igny8ctl.journal.runs import RunInfo
+from igny8ctl.journal.tables import primary_key
+from igny8ctl.journal.writer import Journal
+from igny8ctl.plans import fingerprint
+
+
+def plan(connection: Connection, fix: Fix, sample_limit: int) -> Plan:
+    """What ``fix`` would change, in the caller's snapshot, bound to the exact targets."""
+    blockers = tuple(fix.prepare(connection))
+    condition = fix.target_condition()
+    key = primary_key(fix.root)
+    rows = connection.execute(
+        sa.select(key, fix.schema.dialect.digest(fix.watched())).where(condition).order_by(key)
+    ).all()
+    targets = tuple(int(row[0]) for row in rows)
+    digests = tuple(str(row[1]) for row in rows)
+    accounts, joins = fix.bind(connection, condition) if targets and not blockers else ((), ())
+    bound = Plan(fix.name, fix.params, fix.root.name, targets, digests,
+                 fingerprint(zip(targets, digests, strict=True)), (), accounts, joins,
+                 blockers, tuple(fix.notes(connection)), sample_limit)
+    if not targets or blockers:
+        return bound
+    changes = tuple(op.preview(connection, sample_limit)
+                    for op in fix.operations(condition, bound))
+    return replace(bound, changes=changes)
+
+
+def planned_ids(fix: Fix, ids: Sequence[int]) -> sa.ColumnElement[bool]:
+    planned = fix.schema.dialect.json_rows(json.dumps([{"id": i} for i in ids]),
+                                           [("id", sa.BigInteger())])
+    return primary_key(fix.root).in_(sa.select(planned.c.id))
+
+
+def changed_targets(connection: Connection, fix: Fix, plan: Plan,
+                    ids: Sequence[int]) -> list[int]:
+    """Planned targets among ``ids`` whose watched values differ from the plan's digests."""
+    key = primary_key(fix.root)
+    current = {int(row[0]): str(row[1]) for row in connection.execute(sa.select(
+        key, fix.schema.dialect.digest(fix.watched())).where(planned_ids(fix, ids)))}
+    planned = dict(zip(plan.targets, plan.digests, strict=True))
+    return [i for i in ids if current.get(i) != planned[i]]
+
+
+def _batches(ids: Sequence[int], size: int | None) -> Iterator[Sequence[int]]:
+    step = size or max(1, len(ids))
+    for start in range(0, len(ids), step):
+        yield ids[start:start + step]
+
+
+def execute(engine: Engine, connection: Connection, settings: Settings, fix: Fix, plan: Plan,
+            batch_size: int | None, saved: bool) -> tuple[str | None, int, int, tuple[int, ...]]:
+    """Apply ``plan``: (run id, rows changed, batches committed, skipped target ids).
+
+    A saved plan (``saved``) is refused whole, exit 1, if any target changed since it was
+    made; a live one skips the targets that no longer qualify.
+    """
+    dialect = dialect_of(connection)
+    run = RunInfo.new(plan.fix, plan.params.to_dict())
+    step, batches, rows_changed = 1, 0, 0
+    skipped: list[int] = []
+    key = primary_key(fix.root)
+    for chunk in _batches(plan.targets, batch_size):
+        dialect.prepare_write(connection)
+        transaction = connection.begin()
+        try:
+            dialect.set_timeouts(connection, settings.statement_timeout_ms)
+            blockers = fix.prepare(connection)
+            if blockers:
+                raise Refused(blockers[0] + (f" (after {batches} committed batches of run "
+                                             f"{run.run_id})" if batches else ""))
+            with database_errors(engine, during=f"fix {fix.name}: locking the planned rows",
+                                 statement_timeout_ms=settings.statement_timeout_ms):
+                connection.execute(dialect.lock_rows(
+                    sa.select(key).where(planned_ids(fix, chunk)).order_by(key), of=fix.root)).all()
+                if saved:
+                    stale = changed_targets(connection, fix, plan, chunk)
+                    if stale:
+                        raise Refused(
+                            f"plan refused: {len(stale)} target(s) of {fix.root.name} changed "
+                            f"since it was made (ids {_listed(stale)}); make a new plan"
+                            + (f" ({batches} batches of run {run.run_id} were committed)"
+                               if batches else ""),
+                            rows={fix.root.name: stale})
+                qualifying = list(connection.scalars(
+                    sa.select(key).where(planned_ids(fix, chunk), fix.target_condition(),
+                                         fix.still_planned(plan)).order_by(key)))
+            left = set(chunk) - set(qualifying)
+            skipped += sorted(left)
+            journal = Journal(connection, run, step)
+            if qualifying:
+                for number, operation in enumerate(
+                        fix.operations(planned_ids(fix, qualifying), plan), start=1):
+                    with database_errors(
+                            engine, during=f"fix {fix.name} step {number} "
+                                           f"({operation.description})",
+                            statement_timeout_ms=settings.statement_timeout_ms):
+                        operation.execute(journal)
+            if journal.rows_changed == 0 and batches == 0:
+                transaction.rollback()
+                continue
+            rows_changed += journal.rows_changed
+            last = chunk[-1] == plan.targets[-1]
+            journal.record_run("applied" if last else "partial")
+            journal.analyze()
+            transaction.commit()
+        except BaseException:
+            if transaction.is_active:
+                transaction.rollback()
+            raise
+        step, batches = journal.step + 1, batches + 1
+    return (run.run_id if batches else None), rows_changed, batches, tuple(skipped)
+
+
+def _listed(ids: Sequence[int], limit: int = 10) -> str:
+    shown = ", ".join(map(str, ids[:limit]))
+    return shown + (f" +{len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def plan_body(plan: Plan) -> dict[str, Any]:
+    """A plan as the JSON document ``--save-plan`` writes and a preview prints."""
+    return {
+        "fix": plan.fix, "params": plan.params.to_dict(), "table": plan.table,
+        "fingerprint": plan.fingerprint, "target_count": len(plan.targets),
+        "targets": [[i, d] for i, d in zip(plan.targets, plan.digests, strict=True)],
+        "accounts": [{"owner_id": a.owner_id, "slug": a.slug, "name": a.name}
+                     for a in plan.accounts],
+        "joins": [[user, account] for user, account in plan.joins],
+        "changes": [{"action": c.action, "table": c.table, "count": c.count,
+                     "sample": list(c.sample), "description": c.description}
+                    for c in plan.changes],
+        "blockers": list(plan.blockers), "notes": list(plan.notes),
+    }

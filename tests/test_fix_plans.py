@@ -1,0 +1,263 @@
+"""Plans bind their targets, writes re-verify them under locks, undo checks before it writes:
+against real databases, with the app writing at the same time."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from igny8ctl import api
+from igny8ctl.config import Settings
+from igny8ctl.errors import Refused
+from igny8ctl.fixes.plan_file import load
+from tests.conftest import Result
+from tests.seed import Seeder
+from tests.test_fixes import CREATE, data
+
+Cli = Callable[..., Result]
+PASSWORD = "pbkdf2_sha256$600000$journal-must-not-hold-this"
+
+
+def settings(url: str) -> Settings:
+    return Settings(database_url=url)
+
+
+@pytest.fixture
+def pg_seed(postgres_url: str) -> Iterator[Seeder]:
+    seeder = Seeder(postgres_url)
+    yield seeder
+    seeder.close()
+
+
+def make_tenant(seed: Seeder) -> dict[str, int]:
+    plan = seed.plan("free")
+    app = seed.account("app", plan=plan)
+    owner = seed.user("app.owner", app, role="owner")
+    seed.execute("UPDATE igny8_core_auth_account SET owner_id = :u WHERE id = :a",
+                 u=owner, a=app)
+    return {"plan": plan, "app": app, "owner": owner}
+
+
+@pytest.fixture
+def tenant(seed: Seeder) -> dict[str, int]:
+    return make_tenant(seed)
+
+
+class App(threading.Thread):
+    """igny8 writing while the fix runs: new orphans (role viewer), and planned orphans
+    attached to its own account. Each write commits on its own."""
+
+    def __init__(self, url: str, account: int, attachable: list[int]) -> None:
+        super().__init__(daemon=True)
+        self.engine = sa.create_engine(Seeder(url).engine.url, poolclass=sa.pool.NullPool)
+        self.account = account
+        self.attachable = list(attachable)
+        self.inserted: list[int] = []
+        self.attached: list[int] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        users = sa.table("igny8_core_auth_user", sa.column("id"), sa.column("account_id"))
+        n = 0
+        while not self.stop.is_set() and n < 400:
+            n += 1
+            with self.engine.begin() as connection:
+                self.inserted.append(int(connection.execute(sa.text(
+                    "INSERT INTO igny8_core_auth_user (password, is_superuser, username, "
+                    "first_name, last_name, email, is_staff, is_active, date_joined, role) "
+                    "VALUES ('!', false, :name, '', '', :email, false, true, now(), 'viewer') "
+                    "RETURNING id"), {"name": f"late{n}", "email": f"late{n}@example.com"}
+                ).scalar_one()))
+            if self.attachable:
+                candidate = self.attachable.pop()
+                with self.engine.begin() as connection:
+                    done = connection.execute(
+                        sa.update(users).where(users.c.id == candidate,
+                                               users.c.account_id.is_(None))
+                        .values(account_id=self.account).returning(users.c.id)).first()
+                if done:
+                    self.attached.append(candidate)
+        self.engine.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batch_size", [None, 40])
+def test_a_fix_changes_only_planned_rows_while_the_app_writes(
+        pg_seed: Seeder, postgres_url: str, batch_size: int | None) -> None:
+    seed = pg_seed
+    tenant = make_tenant(seed)
+    orphans = [seed.user(f"orphan{i}", password=PASSWORD) for i in range(300)]
+    before = {row["id"]: row for row in seed.rows("user")}
+    plan = api.plan_fix(settings(postgres_url), "orphaned-users", CREATE)
+    assert plan.targets == tuple(orphans)
+
+    attached_first = orphans[::25]  # the app attaches these between plan and apply
+    for user_id in attached_first:
+        seed.execute("UPDATE igny8_core_auth_user SET account_id = :a WHERE id = :u",
+                     a=tenant["app"], u=user_id)
+    app = App(postgres_url, tenant["app"],
+              [u for u in orphans[1::7] if u not in attached_first])
+    app.start()
+    try:
+        result = api.apply_plan(settings(postgres_url), plan, batch_size)
+    finally:
+        app.stop.set()
+        app.join(30)
+    by_app = set(attached_first) | set(app.attached)
+
+    users = {row["id"]: row for row in seed.rows("user")}
+    accounts = {row["id"]: row for row in seed.rows("account")}
+    created = {row["owner_id"]: row for row in accounts.values() if row["id"] != tenant["app"]}
+    assert set(result.skipped) == by_app & set(result.skipped)
+    assert set(attached_first) <= set(result.skipped)
+    for user_id in orphans:
+        row = users[user_id]
+        if user_id in result.skipped:
+            assert user_id in by_app
+            assert (row["account_id"], row["role"]) == (tenant["app"], "editor"), user_id
+            assert user_id not in created, "no account for a user the app attached"
+        else:
+            assert created[user_id]["id"] == row["account_id"], user_id
+            assert row["role"] == "owner"
+    for owner_id, account in created.items():
+        assert users[owner_id]["account_id"] == account["id"], "the owner is a member"
+    for user_id in app.inserted:
+        assert (users[user_id]["account_id"], users[user_id]["role"]) == (None, "viewer")
+    untouched = set(before) - set(orphans)
+    assert all(users[u] == before[u] for u in untouched), "rows outside the plan stay"
+    assert {u for u, row in users.items() if row["account_id"] is None} == set(app.inserted), \
+        "the app's new orphans, and only they, remain"
+    journal = seed.scalar("SELECT string_agg(coalesce(before::text, '') || "
+                          "coalesce(after::text, ''), '') FROM igny8ctl_journal")
+    assert PASSWORD not in journal, "re-attached users' password hashes are not journaled"
+
+
+def test_journal_holds_changed_columns_and_digests_only(
+        seed: Seeder, db_url: str, tenant: dict[str, int]) -> None:
+    orphan = seed.user("orphan", password=PASSWORD)
+    result = api.apply_fix(settings(db_url), "orphaned-users", CREATE)
+    seed.metadata.reflect(seed.engine)
+    rows = {(r["action"], r["table_name"]): r for r in seed.rows("igny8ctl_journal")}
+    update = rows[("update", "igny8_core_auth_user")]
+    before = update["before"] if isinstance(update["before"], dict) else json.loads(
+        update["before"])
+    assert before == {"account_id": None, "role": "editor"}
+    assert update["after"] is None and len(update["digest"]) == 32
+    insert = rows[("insert", "igny8_core_auth_account")]
+    assert insert["before"] is None and insert["after"] is None and insert["digest"]
+    assert result.run_id is not None and orphan in result.plan.targets
+
+
+def test_create_account_succeeds_whatever_slugs_exist(
+        seed: Seeder, db_url: str, tenant: dict[str, int]) -> None:
+    alice = seed.user("alice")
+    bob_a = seed.user("bob", email="bob@a.example")
+    bob_b = seed.user("BOB", email="bob@b.example")
+    for slug in ("alice", f"alice--{alice}", f"alice--{alice}-3", f"bob--{bob_a}",
+                 f"bob--{bob_b}", f"bob--{bob_b}-2"):
+        seed.account(slug)
+    existing = {row["slug"] for row in seed.rows("account")}
+    result = api.apply_fix(settings(db_url), "orphaned-users", CREATE)
+    assert result.remaining == 0 and not result.skipped
+    accounts = {row["owner_id"]: row["slug"] for row in seed.rows("account")
+                if row["slug"] not in existing}
+    assert set(accounts) == {alice, bob_a, bob_b}
+    assert len(set(accounts.values())) == 3
+    assert accounts[alice].startswith("alice--") and accounts[bob_a].startswith("bob--")
+
+
+def created_run(seed: Seeder, url: str) -> tuple[str, int]:
+    seed.user("orphan")
+    result = api.apply_fix(settings(url), "orphaned-users", CREATE)
+    assert result.run_id is not None
+    account = seed.scalar("SELECT max(id) FROM igny8_core_auth_account")
+    return result.run_id, int(account)
+
+
+@pytest.mark.parametrize("foreign_key", ["present", "dropped"])
+def test_undo_refuses_when_a_row_outside_the_run_depends_on_it(
+        seed: Seeder, db_url: str, tenant: dict[str, int], foreign_key: str,
+        cli: Cli) -> None:
+    if foreign_key == "dropped":
+        seed.drop_user_account_fk()
+    run_id, account = created_run(seed, db_url)
+    newcomer = seed.user("newcomer", account)
+    before = data(seed)
+    plan = api.plan_undo(settings(db_url), run_id)
+    assert [(r.table, r.ids) for r in plan.refusals] == [("igny8_core_auth_user", (newcomer,))]
+    with pytest.raises(Refused) as refused:
+        api.apply_undo(settings(db_url), run_id)
+    assert refused.value.rows == {"igny8_core_auth_user": [newcomer]}
+    assert data(seed) == before, "nothing was written"
+    result = cli("fix", "undo", run_id, "--apply", "--yes", "--format", "json",
+                 "--database-url", db_url)
+    assert result.code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"igny8_core_auth_user {newcomer}" in lines[0]
+    documents = [json.loads(part) for part in result.stdout.replace("}\n{", "}\n\x00{")
+                 .split("\x00")]
+    assert documents[-1]["error"]["rows"] == {"igny8_core_auth_user": [newcomer]}
+    assert data(seed) == before
+
+
+def test_undo_refuses_after_migrate_made_the_column_not_null(
+        seed: Seeder, db_url: str, tenant: dict[str, int]) -> None:
+    run_id, _ = created_run(seed, db_url)
+    api.apply_migration(settings(db_url), to="account-not-null")
+    before = data(seed)
+    plan = api.plan_undo(settings(db_url), run_id)
+    assert any("no longer accepts NULL" in r.reason for r in plan.refusals)
+    with pytest.raises(Refused, match=r"account_id no longer accepts NULL"):
+        api.apply_undo(settings(db_url), run_id)
+    assert data(seed) == before
+
+
+def test_a_saved_plan_is_refused_when_a_target_changed(
+        seed: Seeder, db_url: str, tenant: dict[str, int], cli: Cli, tmp_path: Path) -> None:
+    first = seed.user("first")
+    seed.user("second")
+    path = tmp_path / "fix.plan.json"
+    saved = cli("fix", "orphaned-users", "-s", "create-account", "--save-plan", str(path),
+                "--database-url", db_url)
+    assert saved.code == 0 and path.is_file()
+    assert load(path).targets == api.plan_fix(settings(db_url), "orphaned-users",
+                                              CREATE).targets
+    seed.execute("UPDATE igny8_core_auth_user SET email = 'moved@example.com' WHERE id = :u",
+                 u=first)
+    before = data(seed)
+    refused = cli("fix", "apply", str(path), "--yes", "--database-url", db_url)
+    assert refused.code == 1 and f"ids {first}" in refused.stderr, refused
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert data(seed) == before
+
+    fresh = tmp_path / "fresh.plan.json"
+    cli("fix", "orphaned-users", "-s", "create-account", "--save-plan", str(fresh),
+        "--database-url", db_url)
+    applied = cli("fix", "apply", str(fresh), "--yes", "--format", "json",
+                  "--database-url", db_url)
+    assert applied.code == 0, applied
+    document: dict[str, Any] = json.loads(applied.stdout)
+    assert (document["kind"], document["rows_changed"]) == ("fix.result", 4)
+    assert document["changed_by_someone_else"] == {"count": 0, "ids": []}
+
+
+def test_preview_json_is_the_plan_and_set_of_own_column_is_refused(
+        seed: Seeder, db_url: str, tenant: dict[str, int], cli: Cli) -> None:
+    orphan = seed.user("orphan")
+    preview = cli("fix", "orphaned-users", "-s", "create-account", "--format", "json",
+                  "--database-url", db_url)
+    document = json.loads(preview.stdout)
+    assert document["kind"] == "fix.plan" and document["targets"][0][0] == orphan
+    assert document["accounts"] == [{"owner_id": orphan, "slug": "orphan", "name": "Orphan"}]
+    refused = cli("fix", "orphaned-users", "-s", "create-account", "--set", "slug=x",
+                  "--database-url", db_url)
+    assert refused.code == 2 and "--set slug" in refused.stderr
+    misspelt = cli("fix", "orphaned-users", "-s", "create-account", "--role", "boss",
+                   "--database-url", db_url)
+    assert misspelt.code == 2 and "boss" in misspelt.stderr
