@@ -110,14 +110,20 @@ class CheckContext:
         return account_column_state(self.connection, self.schema)
 
     def count_and_sample(self, ids: sa.Select[Any]) -> tuple[int, tuple[int, ...]]:
-        """Count the rows of ``ids`` (one id column), then fetch the lowest few if any.
+        """Count the rows of ``ids`` (one id column) and take the lowest few, in one pass.
 
-        The count is the same plain aggregate an operator would write, so PostgreSQL may
-        run it in parallel; the sample is only read when there is something to show.
+        The rows are found once (in parallel where PostgreSQL can); counting them with a
+        window over the result costs less than finding them a second time for the sample.
         """
-        total = int(self.connection.scalar(
-            sa.select(sa.func.count()).select_from(ids.subquery("counted"))) or 0)
-        return total, self.sample(ids) if total else ()
+        if self.sample_limit <= 0:
+            return int(self.connection.scalar(
+                sa.select(sa.func.count()).select_from(ids.subquery("counted"))) or 0), ()
+        bad = ids.offset(0).subquery("bad")
+        id_column = next(iter(bad.c))
+        rows = self.connection.execute(
+            sa.select(id_column, sa.func.count().over().label("total"))
+            .order_by(id_column).limit(self.sample_limit)).all()
+        return (int(rows[0].total) if rows else 0), tuple(int(row[0]) for row in rows)
 
     def count_each(self, source: sa.FromClause,
                    conditions: Sequence[sa.ColumnElement[bool]]) -> list[int]:
