@@ -162,7 +162,8 @@ class UserRepair(Fix):
 
     def still_planned(self, plan: Plan) -> sa.ColumnElement[bool]:
         """A planned creation still needs the user to own no account and its slug free; a
-        planned join needs the user to still own that account."""
+        planned join needs the user to still own that account. Each is a set the user's id
+        must be in, so no statement scans the plan once per row."""
         if self.params.strategy is not Strategy.CREATE_ACCOUNT:
             return sa.true()
         user, account = self.schema.user, self.schema.account
@@ -172,10 +173,15 @@ class UserRepair(Fix):
         creates = dialect.json_rows(
             json.dumps([{"id": a.owner_id, "slug": a.slug} for a in plan.accounts]),
             [("id", sa.BigInteger()), ("slug", sa.Text())])
+
+        def owned(owner: sa.ColumnElement[Any]) -> sa.ScalarSelect[Any]:
+            return (sa.select(sa.func.min(account.id)).where(account.owner_id == owner)
+                    .scalar_subquery())
+
         return sa.or_(
-            sa.exists().where(joins.c.id == user.id, joins.c.account == self._owned()),
-            sa.exists().where(creates.c.id == user.id, self._owned().is_(None),
-                              ~sa.exists().where(account.slug == creates.c.slug)),
+            user.id.in_(sa.select(joins.c.id).where(joins.c.account == owned(joins.c.id))),
+            sa.and_(user.id.in_(sa.select(creates.c.id).where(
+                ~sa.exists().where(account.slug == creates.c.slug))), self._owned().is_(None)),
         )
 
     def _create_accounts(self, targets: sa.ColumnElement[bool], plan: Plan) -> list[Operation]:
