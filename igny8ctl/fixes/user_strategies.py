@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from igny8ctl.dialects import dialect_of
 from igny8ctl.errors import ConfigError
-from igny8ctl.fixes.base import INSERT, UPDATE, Fix, NewAccount, Operation, Plan
+from igny8ctl.fixes.base import INSERT, UPDATE, Change, Fix, NewAccount, Operation, Plan
 from igny8ctl.fixes.cascade import cascade_delete, referencing_rows
 from igny8ctl.fixes.params import Strategy, UserRepairParams
 from igny8ctl.journal.tables import primary_key
@@ -159,6 +159,18 @@ class UserRepair(Fix):
         slugs = free_slugs(connection, account.slug, [(i, b) for i, _, b in wanted],
                            slug_length)
         return tuple(NewAccount(i, slugs[i], n) for i, n, _ in wanted), joins
+
+    def changes(self, connection: Connection, targets: sa.ColumnElement[bool],
+                plan: Plan) -> tuple[Change, ...]:
+        """create-account's plan already holds each account and user it writes."""
+        if self.params.strategy is not Strategy.CREATE_ACCOUNT:
+            return super().changes(connection, targets, plan)
+        create, attach = self.operations(targets, plan)
+        limit = plan.sample_limit
+        owners = tuple(a.owner_id for a in plan.accounts)
+        return (Change(INSERT, create.table.name, len(owners), owners[:limit], create.description),
+                Change(UPDATE, attach.table.name, len(plan.targets), plan.targets[:limit],
+                       attach.description))
 
     def still_planned(self, plan: Plan) -> sa.ColumnElement[bool]:
         """A planned creation still needs the user to own no account and its slug free; a
