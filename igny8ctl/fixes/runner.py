@@ -113,9 +113,10 @@ def execute(engine: Engine, connection: Connection, settings: Settings, fix: Fix
             left = set(chunk) - set(qualifying)
             skipped += sorted(left)
             journal = Journal(connection, run, step)
+            journal.locked = {fix.root.name}
             if qualifying:
-                for number, operation in enumerate(
-                        fix.operations(planned_ids(fix, qualifying), plan), start=1):
+                for number, operation in enumerate(fix.operations(
+                        planned_ids(fix, qualifying), restricted(plan, qualifying)), start=1):
                     with database_errors(
                             engine, during=f"fix {fix.name} step {number} "
                                            f"({operation.description})",
@@ -135,6 +136,16 @@ def execute(engine: Engine, connection: Connection, settings: Settings, fix: Fix
             raise
         step, batches = journal.step + 1, batches + 1
     return (run.run_id if batches else None), rows_changed, batches, tuple(skipped)
+
+
+def restricted(plan: Plan, ids: Sequence[int]) -> Plan:
+    """``plan`` for the targets among ``ids`` only (those that still qualify)."""
+    kept = set(ids)
+    return replace(
+        plan, targets=tuple(i for i in plan.targets if i in kept),
+        digests=tuple(d for i, d in zip(plan.targets, plan.digests, strict=True) if i in kept),
+        accounts=tuple(a for a in plan.accounts if a.owner_id in kept),
+        joins=tuple(j for j in plan.joins if j[0] in kept))
 
 
 def _listed(ids: Sequence[int], limit: int = 10) -> str:

@@ -212,7 +212,7 @@ class UserRepair(Fix):
             planned.c.owner, planned.c.name, planned.c.slug,
             *(sa.literal(value, type_=account.table.c[column].type)
               for column, value in constants.items()),
-        ).where(planned.c.owner.in_(sa.select(user.id).where(targets))).order_by(planned.c.owner)
+        )
         return [
             Operation(INSERT, account.table, "create one account per user (sample: owner ids)",
                       columns=[account.owner_id.name, account.name.name, account.slug.name,

@@ -260,6 +260,7 @@ def undo(journal: Journal, schema: Igny8Schema, run_id: str) -> int:
     """Restore what ``run_id`` changed, step by step in reverse, through ``journal``."""
     run = _Run(journal.connection, schema, run_id)
     lock(run)
+    journal.locked = {step.table for step in run.steps}
     found = list(_refusals(run))
     if found:
         raise refusal_error(run_id, found)
