@@ -82,6 +82,9 @@ class PostgreSQL(Dialect):
             .render_derived(name="planned", with_types=True)
         return sa.select(*rows.c).subquery()
 
+    def check_constraints_now(self, connection: Connection) -> None:
+        connection.exec_driver_sql("SET CONSTRAINTS ALL IMMEDIATE")
+
     def analyze(self, connection: Connection, table: sa.Table) -> None:
         connection.exec_driver_sql(f"ANALYZE {self.qualified(table)}")
 

@@ -127,9 +127,11 @@ def execute(engine: Engine, connection: Connection, settings: Settings, fix: Fix
                 continue
             rows_changed += journal.rows_changed
             last = chunk[-1] == plan.targets[-1]
-            journal.record_run("applied" if last else "partial")
-            journal.analyze()
-            transaction.commit()
+            with database_errors(engine, during=f"fix {fix.name}: committing",
+                                 statement_timeout_ms=settings.statement_timeout_ms):
+                journal.record_run("applied" if last else "partial")
+                journal.analyze()
+                transaction.commit()
         except BaseException:
             if transaction.is_active:
                 transaction.rollback()
