@@ -177,7 +177,9 @@ def plan_fix(settings: Settings, name: str, params: Mapping[str, Any] | FixParam
     from igny8ctl.fixes import runner
 
     engine = create_engine(settings)
-    with read_only(engine, settings) as connection:
+    with read_only(engine, settings) as connection, database_errors(
+            engine, during=f"fix {name}: planning",
+            statement_timeout_ms=settings.statement_timeout_ms):
         return runner.plan(connection, _make_fix(name, connection, settings, params),
                            sample_limit)
 
@@ -327,7 +329,7 @@ def apply_undo(settings: Settings, run_id: str, wait_seconds: float = 0) -> Undo
             dialect.set_timeouts(connection, settings.statement_timeout_ms)
             journal = Journal(connection, RunInfo.new(
                 "undo", {"run": run_id, "of": original.job}, undoes=run_id))
-            rows = undo(journal, schema, run_id)
+            rows = undo(journal, schema, run_id, settings.statement_timeout_ms)
             journal.record_run("applied")
             journal.analyze()
             return UndoResult(run_id, journal.run.run_id, rows)

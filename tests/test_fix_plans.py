@@ -261,3 +261,18 @@ def test_preview_json_is_the_plan_and_set_of_own_column_is_refused(
     misspelt = cli("fix", "orphaned-users", "-s", "create-account", "--role", "boss",
                    "--database-url", db_url)
     assert misspelt.code == 2 and "boss" in misspelt.stderr
+
+
+def test_a_database_error_names_the_step_never_the_row(
+        seed: Seeder, db_url: str, tenant: dict[str, int], cli: Cli) -> None:
+    if seed.dialect == "sqlite":
+        pytest.skip("SQLite stores text in an integer column")
+    seed.user("secret.person", email="secret.person@private.example")
+    before = data(seed)
+    result = cli("fix", "orphaned-users", "-s", "create-account", "--set", "credits=lots",
+                 "--apply", "--yes", "--database-url", db_url)
+    assert result.code == 3, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "during fix orphaned-users step 1" in lines[0], lines
+    assert "secret" not in lines[0] and "lots" not in lines[0]
+    assert data(seed) == before

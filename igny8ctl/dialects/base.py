@@ -110,6 +110,11 @@ class Dialect(ABC):
         a plan's ids and values reach SQL as data, in one bound value whatever their number."""
 
     @abstractmethod
+    def check_constraints_now(self, connection: Connection) -> None:
+        """Run the transaction's deferred constraint checks now, not at commit (where a
+        violation could no longer be reported as a refusal)."""
+
+    @abstractmethod
     def analyze(self, connection: Connection, table: sa.Table) -> None:
         """Refresh the planner's statistics of ``table`` (a journal just written)."""
 

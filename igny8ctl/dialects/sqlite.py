@@ -124,6 +124,10 @@ class SQLite(Dialect):
             text, max_length, type_=sa.String)
         return slug
 
+    def check_constraints_now(self, connection: Connection) -> None:
+        """SQLite checks deferred keys only at commit: a violation there rolls everything
+        back and is a database error (exit 3)."""
+
     def analyze(self, connection: Connection, table: sa.Table) -> None:
         """SQLite plans these joins by primary key whatever its statistics say."""
 

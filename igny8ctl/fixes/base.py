@@ -173,6 +173,12 @@ class Fix(ABC):
         statements to be right (e.g. its planned slug still free)."""
         return sa.true()
 
+    def changes(self, connection: Connection, targets: sa.ColumnElement[bool],
+                plan: Plan) -> tuple[Change, ...]:
+        """What each statement will change, counted with the statements themselves."""
+        return tuple(op.preview(connection, plan.sample_limit)
+                     for op in self.operations(targets, plan))
+
     def tables(self) -> set[str]:
         """Tables the fix writes: the re-check after apply runs every check that reads one."""
         return {self.root.name}

@@ -43,9 +43,7 @@ def plan(connection: Connection, fix: Fix, sample_limit: int) -> Plan:
                  blockers, tuple(fix.notes(connection)), sample_limit)
     if not targets or blockers:
         return bound
-    changes = tuple(op.preview(connection, sample_limit)
-                    for op in fix.operations(condition, bound))
-    return replace(bound, changes=changes)
+    return replace(bound, changes=fix.changes(connection, condition, bound))
 
 
 def planned_ids(fix: Fix, ids: Sequence[int]) -> sa.ColumnElement[bool]:
@@ -93,9 +91,10 @@ def execute(engine: Engine, connection: Connection, settings: Settings, fix: Fix
                                              f"{run.run_id})" if batches else ""))
             with database_errors(engine, during=f"fix {fix.name}: locking the planned rows",
                                  statement_timeout_ms=settings.statement_timeout_ms):
-                connection.execute(dialect.lock_rows(
-                    sa.select(key).where(planned_ids(fix, chunk)).order_by(key), of=fix.root)).all()
                 if saved:
+                    connection.execute(dialect.lock_rows(
+                        sa.select(key).where(planned_ids(fix, chunk)).order_by(key),
+                        of=fix.root)).all()
                     stale = changed_targets(connection, fix, plan, chunk)
                     if stale:
                         raise Refused(
@@ -104,15 +103,20 @@ def execute(engine: Engine, connection: Connection, settings: Settings, fix: Fix
                             + (f" ({batches} batches of run {run.run_id} were committed)"
                                if batches else ""),
                             rows={fix.root.name: stale})
-                qualifying = list(connection.scalars(
+                # Locking re-evaluates the condition on the newest version of a row another
+                # transaction changed meanwhile (READ COMMITTED): what no longer qualifies is
+                # neither locked nor written.
+                qualifying = list(connection.scalars(dialect.lock_rows(
                     sa.select(key).where(planned_ids(fix, chunk), fix.target_condition(),
-                                         fix.still_planned(plan)).order_by(key)))
+                                         fix.still_planned(plan)).order_by(key),
+                    of=fix.root)))
             left = set(chunk) - set(qualifying)
             skipped += sorted(left)
             journal = Journal(connection, run, step)
+            journal.locked = {fix.root.name}
             if qualifying:
-                for number, operation in enumerate(
-                        fix.operations(planned_ids(fix, qualifying), plan), start=1):
+                for number, operation in enumerate(fix.operations(
+                        planned_ids(fix, qualifying), restricted(plan, qualifying)), start=1):
                     with database_errors(
                             engine, during=f"fix {fix.name} step {number} "
                                            f"({operation.description})",
@@ -123,15 +127,27 @@ def execute(engine: Engine, connection: Connection, settings: Settings, fix: Fix
                 continue
             rows_changed += journal.rows_changed
             last = chunk[-1] == plan.targets[-1]
-            journal.record_run("applied" if last else "partial")
-            journal.analyze()
-            transaction.commit()
+            with database_errors(engine, during=f"fix {fix.name}: committing",
+                                 statement_timeout_ms=settings.statement_timeout_ms):
+                journal.record_run("applied" if last else "partial")
+                journal.analyze()
+                transaction.commit()
         except BaseException:
             if transaction.is_active:
                 transaction.rollback()
             raise
         step, batches = journal.step + 1, batches + 1
     return (run.run_id if batches else None), rows_changed, batches, tuple(skipped)
+
+
+def restricted(plan: Plan, ids: Sequence[int]) -> Plan:
+    """``plan`` for the targets among ``ids`` only (those that still qualify)."""
+    kept = set(ids)
+    return replace(
+        plan, targets=tuple(i for i in plan.targets if i in kept),
+        digests=tuple(d for i, d in zip(plan.targets, plan.digests, strict=True) if i in kept),
+        accounts=tuple(a for a in plan.accounts if a.owner_id in kept),
+        joins=tuple(j for j in plan.joins if j[0] in kept))
 
 
 def _listed(ids: Sequence[int], limit: int = 10) -> str:

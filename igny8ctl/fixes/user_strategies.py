@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from igny8ctl.dialects import dialect_of
 from igny8ctl.errors import ConfigError
-from igny8ctl.fixes.base import INSERT, UPDATE, Fix, NewAccount, Operation, Plan
+from igny8ctl.fixes.base import INSERT, UPDATE, Change, Fix, NewAccount, Operation, Plan
 from igny8ctl.fixes.cascade import cascade_delete, referencing_rows
 from igny8ctl.fixes.params import Strategy, UserRepairParams
 from igny8ctl.journal.tables import primary_key
@@ -160,9 +160,22 @@ class UserRepair(Fix):
                            slug_length)
         return tuple(NewAccount(i, slugs[i], n) for i, n, _ in wanted), joins
 
+    def changes(self, connection: Connection, targets: sa.ColumnElement[bool],
+                plan: Plan) -> tuple[Change, ...]:
+        """create-account's plan already holds each account and user it writes."""
+        if self.params.strategy is not Strategy.CREATE_ACCOUNT:
+            return super().changes(connection, targets, plan)
+        create, attach = self.operations(targets, plan)
+        limit = plan.sample_limit
+        owners = tuple(a.owner_id for a in plan.accounts)
+        return (Change(INSERT, create.table.name, len(owners), owners[:limit], create.description),
+                Change(UPDATE, attach.table.name, len(plan.targets), plan.targets[:limit],
+                       attach.description))
+
     def still_planned(self, plan: Plan) -> sa.ColumnElement[bool]:
         """A planned creation still needs the user to own no account and its slug free; a
-        planned join needs the user to still own that account."""
+        planned join needs the user to still own that account. Each is a set the user's id
+        must be in, so no statement scans the plan once per row."""
         if self.params.strategy is not Strategy.CREATE_ACCOUNT:
             return sa.true()
         user, account = self.schema.user, self.schema.account
@@ -172,10 +185,15 @@ class UserRepair(Fix):
         creates = dialect.json_rows(
             json.dumps([{"id": a.owner_id, "slug": a.slug} for a in plan.accounts]),
             [("id", sa.BigInteger()), ("slug", sa.Text())])
+
+        def owned(owner: sa.ColumnElement[Any]) -> sa.ScalarSelect[Any]:
+            return (sa.select(sa.func.min(account.id)).where(account.owner_id == owner)
+                    .scalar_subquery())
+
         return sa.or_(
-            sa.exists().where(joins.c.id == user.id, joins.c.account == self._owned()),
-            sa.exists().where(creates.c.id == user.id, self._owned().is_(None),
-                              ~sa.exists().where(account.slug == creates.c.slug)),
+            user.id.in_(sa.select(joins.c.id).where(joins.c.account == owned(joins.c.id))),
+            sa.and_(user.id.in_(sa.select(creates.c.id).where(
+                ~sa.exists().where(account.slug == creates.c.slug))), self._owned().is_(None)),
         )
 
     def _create_accounts(self, targets: sa.ColumnElement[bool], plan: Plan) -> list[Operation]:
@@ -194,7 +212,7 @@ class UserRepair(Fix):
             planned.c.owner, planned.c.name, planned.c.slug,
             *(sa.literal(value, type_=account.table.c[column].type)
               for column, value in constants.items()),
-        ).where(planned.c.owner.in_(sa.select(user.id).where(targets))).order_by(planned.c.owner)
+        )
         return [
             Operation(INSERT, account.table, "create one account per user (sample: owner ids)",
                       columns=[account.owner_id.name, account.name.name, account.slug.name,

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
-from igny8ctl.db import Igny8Schema
+from igny8ctl.db import Igny8Schema, database_errors
 from igny8ctl.dialects import dialect_of
 from igny8ctl.errors import Igny8Error, Refused
 from igny8ctl.journal.runs import RunSummary
@@ -256,42 +256,51 @@ def refusal_error(run_id: str, found: Sequence[UndoRefusal]) -> Refused:
                    run_id=run_id)
 
 
-def undo(journal: Journal, schema: Igny8Schema, run_id: str) -> int:
+def undo(journal: Journal, schema: Igny8Schema, run_id: str,
+         statement_timeout_ms: int | None = None) -> int:
     """Restore what ``run_id`` changed, step by step in reverse, through ``journal``."""
     run = _Run(journal.connection, schema, run_id)
     lock(run)
+    journal.locked = {step.table for step in run.steps}
     found = list(_refusals(run))
     if found:
         raise refusal_error(run_id, found)
+    total = 0
+    for number, step in enumerate(run.steps, start=1):
+        target = run.table(step.table)
+        with database_errors(during=f"undo {run_id} step {number} (restoring {target.name})",
+                             statement_timeout_ms=statement_timeout_ms):
+            try:
+                total += _restore(journal, run, step, target)
+                if number == len(run.steps):
+                    journal.dialect.check_constraints_now(journal.connection)
+            except sa_exc.IntegrityError as error:
+                diag = getattr(error.orig, "diag", None)
+                constraint = getattr(diag, "constraint_name", None) or "a constraint"
+                table = getattr(diag, "table_name", None) or target.name
+                raise Refused(f"run {run_id} cannot be undone, nothing was written: "
+                              f"{constraint} of {table} no longer accepts what it would "
+                              "restore", rows={table: []}, run_id=run_id) from None
+    return total
+
+
+def _restore(journal: Journal, run: _Run, step: UndoStep, target: sa.Table) -> int:
     entries = run.journal
     dialect = journal.dialect
-    total = 0
-    for step in run.steps:
-        target = run.table(step.table)
-        pk = primary_key(target)
-        mine = run.entries(step)
-        touched = sa.select(entries.c.row_id).where(mine)
-        try:
-            if step.action == INSERT:
-                total += journal.delete(target, pk.in_(touched))
-            elif step.action == UPDATE:
-                # Each value is found by the journal's primary key (run, step, row): no
-                # plan here depends on the journal's statistics.
-                values = {
-                    column.name: sa.select(dialect.image_field(entries.c.before, column))
-                    .where(mine, entries.c.row_id == pk).scalar_subquery()
-                    for column in run.restored_columns(step, target)
-                }
-                total += journal.update(target, values, pk.in_(touched))
-            else:
-                restored = sa.select(*(dialect.image_field(entries.c.before, column)
-                                       for column in target.c)).where(mine)
-                total += journal.insert(target, [c.name for c in target.c], restored)
-        except sa_exc.IntegrityError as error:
-            diag = getattr(error.orig, "diag", None)
-            constraint = getattr(diag, "constraint_name", None) or "a constraint"
-            raise Refused(f"run {run_id} cannot be undone, nothing was written: {constraint} "
-                          f"of {getattr(diag, 'table_name', None) or target.name} no longer "
-                          f"accepts the rows it would restore to {target.name}",
-                          rows={target.name: []}, run_id=run_id) from None
-    return total
+    pk = primary_key(target)
+    mine = run.entries(step)
+    touched = sa.select(entries.c.row_id).where(mine)
+    if step.action == INSERT:
+        return journal.delete(target, pk.in_(touched))
+    if step.action == UPDATE:
+        # Each value is found by the journal's primary key (run, step, row): no plan here
+        # depends on the journal's statistics.
+        values = {
+            column.name: sa.select(dialect.image_field(entries.c.before, column))
+            .where(mine, entries.c.row_id == pk).scalar_subquery()
+            for column in run.restored_columns(step, target)
+        }
+        return journal.update(target, values, pk.in_(touched))
+    restored = sa.select(*(dialect.image_field(entries.c.before, column)
+                           for column in target.c)).where(mine)
+    return journal.insert(target, [c.name for c in target.c], restored)

@@ -32,6 +32,8 @@ class Journal:
         self.runs, self.table = ensure_journal(connection)
         self.step = first_step - 1
         self.rows_changed = 0
+        #: Tables whose rows this journal writes are all row-locked by the caller already.
+        self.locked: set[str] = set()
 
     def _next_step(self) -> int:
         self.step += 1
@@ -77,7 +79,9 @@ class Journal:
         """
         step = self._next_step()
         changed = [target.c[name] for name in values]
-        if self.dialect.writes_in_ctes:
+        if self.dialect.writes_in_ctes and target.name in self.locked:
+            count = self._update_locked(step, target, values, where, changed)
+        elif self.dialect.writes_in_ctes:
             count = self._update_imaged(step, target, values, where, changed)
         else:
             count = self._image_before(step, UPDATE, target, where, changed)
@@ -101,6 +105,23 @@ class Journal:
                   .where(where).with_for_update(of=target).cte("before_rows"))
         updated = (sa.update(target).where(pk == before.c.row_id).values(**values)
                    .returning(pk.label("row_id"), before.c.image.label("image"),
+                              self.dialect.row_digest(target).label("digest"))
+                   .cte("updated"))
+        return self._record(["before", "digest"], sa.select(
+            *self._entry(step, UPDATE, target), updated.c.row_id, updated.c.image,
+            updated.c.digest))
+
+    def _update_locked(self, step: int, target: sa.Table, values: Mapping[str, Any],
+                       where: sa.ColumnElement[bool], changed: Sequence[sa.Column[Any]]) -> int:
+        """PostgreSQL, rows the caller holds locked: the before-values come from a self-join
+        (the statement's snapshot, which nobody can have changed), so each row is looked up
+        once, not locked and imaged by a statement of its own first."""
+        pk = primary_key(target)
+        old = target.alias("old")
+        updated = (sa.update(target).where(pk == old.c[pk.name], where).values(**values)
+                   .returning(pk.label("row_id"),
+                              self.dialect.row_image(old, [old.c[c.name] for c in changed])
+                              .label("image"),
                               self.dialect.row_digest(target).label("digest"))
                    .cte("updated"))
         return self._record(["before", "digest"], sa.select(
