@@ -10,7 +10,7 @@ same ids and refuses when the digest differs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,7 +158,7 @@ def current_fingerprint(connection: Connection, schema: Igny8Schema, tenant: Ten
     """The fingerprint of the tenant's keywords ``ids`` (ascending) as they are now."""
     keyword = schema.keyword
     digest = Fingerprint()
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         query = (sa.select(*fingerprinted(schema))
                  .where(keyword.account_id == tenant.id, keyword.id.in_(chunk))
                  .order_by(keyword.id))
@@ -172,7 +172,8 @@ def chunked_scalars(connection: Connection, ids: Sequence[int], query: Any) -> I
         yield from connection.scalars(query(ids[start:start + CHUNK]))
 
 
-def _chunks(ids: Iterator[int]) -> Iterator[list[int]]:
+def chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    """``ids`` in lists of at most ``CHUNK``: what one IN (...) may hold on every dialect."""
     chunk: list[int] = []
     for value in ids:
         chunk.append(value)
