@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from igny8ctl.cluster.base import MIN_KEYWORDS, Batch, Keyword
+from igny8ctl.cluster.contract import printable_text
 from igny8ctl.cluster.types import ClusterRequest, SkippedSite
 from igny8ctl.config import Settings
 from igny8ctl.db import Igny8Schema, connect
@@ -118,9 +119,10 @@ def batches(database: Engine, settings: Settings, schema: Igny8Schema, selection
             fingerprint: Fingerprint) -> Iterator[Batch]:
     """The site's selected keywords in id order, ``batch_size`` at a time (the whole site as
     one batch when None), each page read in its own read-only transaction; every row read
-    is added to ``fingerprint``."""
+    is added to ``fingerprint``. Existing names holding control characters are not offered
+    to the model: it could only echo them into an answer that is then refused."""
     keyword = schema.keyword
-    known = tuple(site.existing)[:KNOWN_NAMES_LIMIT]
+    known = tuple(name for name in site.existing if printable_text(name))[:KNOWN_NAMES_LIMIT]
     page = batch_size or WHOLE_SITE_PAGE
     whole: list[Keyword] = []
     index = 0
