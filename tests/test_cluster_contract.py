@@ -17,6 +17,7 @@ from igny8ctl.cluster.contract import (
 )
 from igny8ctl.cluster.openai_engine import default_batch_size
 from igny8ctl.cluster.settings import OpenAISettings
+from igny8ctl.cluster.types import KeywordIds
 
 
 def test_check_answer_sorts_out_invented_missing_and_duplicates() -> None:
@@ -76,3 +77,13 @@ def test_settings_never_show_the_key() -> None:
                               "tenant acme's openai settings", False, "--api-key")
     assert "sk-secret" not in repr(settings) and "sk-secret" not in settings.describe()
     assert "API key from --api-key" in settings.describe()
+
+
+def test_keyword_ids_round_trip_compactly() -> None:
+    ids = [1, 2, 3, 130, 20_000, 2**40, 2**63 - 1]
+    stored = KeywordIds(ids)
+    assert list(stored) == ids and len(stored) == len(ids)
+    dense = KeywordIds(range(1000, 101_000))
+    assert len(dense._data) < 100_100
+    with pytest.raises(ValueError, match="ascending"):
+        stored.extend([5])

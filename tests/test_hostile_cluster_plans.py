@@ -137,6 +137,9 @@ CASES: list[tuple[str, Edit, int, str]] = [
     ("fingerprint of other keywords", set_field("sites", 0, "fingerprint", value="0" * 64), 1,
      "changed since the proposal was made"),
     ("keywords changed since", rename_keyword, 1, "changed since the proposal was made"),
+    ("a keyword deleted since", lambda _, w, seed: seed.execute(
+        "DELETE FROM planner_keywords WHERE id = :i", i=w.keywords["seo audit"]), 1,
+     "changed since the proposal was made"),
 ]
 
 

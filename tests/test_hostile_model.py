@@ -192,3 +192,12 @@ def test_ctrl_c_during_a_model_request_is_130_within_a_second(world: World) -> N
     assert process.returncode == 130, stderr
     assert elapsed < 1.0, elapsed
     assert "interrupted" in stderr and "Traceback" not in stderr
+
+
+def test_existing_names_with_escapes_are_not_offered_to_the_model(
+        cli: Cli, seed: Seeder, world: World) -> None:
+    seed.cluster(world.acme, world.site, "Seo\x1b]0;owned\x07")
+    result = world.run(cli, "run", "--tenant", "acme")
+    assert result.code == 0, result.stderr
+    assert "owned" not in world.fake.requests[0].system
+    assert '"Rank"' in world.fake.requests[0].system

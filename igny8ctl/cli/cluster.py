@@ -112,6 +112,10 @@ def run(
     Exit 0 done, 1 refused (keywords changed), 2 usage or no usable API key, 3 database
     or model failure (nothing written), 4 another run holds the tenant's lock.
     """
+    if engine is EngineName.OPENAI:
+        from igny8ctl.cluster import prefetch
+
+        prefetch.start()
     from igny8ctl import api
     from igny8ctl.cluster.settings import Overrides
     from igny8ctl.cluster.types import ClusterRequest

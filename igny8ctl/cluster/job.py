@@ -11,13 +11,12 @@ background while the database is read: it costs more than the reads.
 
 from __future__ import annotations
 
-import importlib
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from igny8ctl.cluster import prefetch
 from igny8ctl.cluster.base import Batch, BatchAnswer, Engine, NoProgress, Progress, Usage
 from igny8ctl.cluster.naming import ClusterNames
 from igny8ctl.cluster.selection import Selection, SiteSelection, batches, select
@@ -29,8 +28,6 @@ from igny8ctl.errors import ConfigError
 from igny8ctl.plans import Fingerprint
 from igny8ctl.tenants import find_tenant
 
-OPENAI_MODULES = ("igny8ctl.cluster.openai_engine", "openai.resources.chat")
-
 
 def propose(settings: Settings, request: ClusterRequest, progress: Progress | None = None,
             env: Mapping[str, str] | None = None) -> ClusterProposal:
@@ -41,7 +38,8 @@ def propose(settings: Settings, request: ClusterRequest, progress: Progress | No
         raise ConfigError(f"unknown engine {request.engine!r} (choose {' or '.join(ENGINES)})")
     if request.all_keywords and request.keyword_ids:
         raise ConfigError("--all and --keyword-id exclude each other")
-    importing = _import_in_background(OPENAI_MODULES) if request.engine == "openai" else None
+    if request.engine == "openai":
+        prefetch.start()
     database = create_engine(settings)
     with read_only(database, settings) as connection:
         schema = reflect(connection, settings)
@@ -52,8 +50,7 @@ def propose(settings: Settings, request: ClusterRequest, progress: Progress | No
             request.overrides.no_fallback)
     resolved = None if resolution is None else openai_settings(
         resolution, request.overrides, env)
-    if importing is not None:
-        importing.join()
+    prefetch.wait()
     engine = _engine(request, resolved)
     progress = progress or NoProgress()
     sites = {site.site_id: _SiteAnswers(site, selection) for site in selection.sites}
@@ -103,20 +100,6 @@ class _SiteAnswers:
             clusters=self.names.clusters(), unclustered_ids=tuple(sorted(self.unclustered)),
             invented=tuple(self.invented), duplicates=self.duplicates)
 
-
-
-def _import_in_background(modules: tuple[str, ...]) -> threading.Thread:
-    """Start importing ``modules`` now; importing them again later waits for this."""
-    def work() -> None:
-        for module in modules:
-            try:
-                importlib.import_module(module)
-            except Exception:
-                return
-
-    thread = threading.Thread(target=work, name="igny8ctl-import", daemon=True)
-    thread.start()
-    return thread
 
 
 def _engine(request: ClusterRequest, resolved: OpenAISettings | None) -> Engine:

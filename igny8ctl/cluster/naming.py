@@ -9,12 +9,11 @@ sample are kept per cluster, whatever the site's size.
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from igny8ctl.cluster.base import BatchAnswer, Keyword, name_key
-from igny8ctl.cluster.types import ProposedCluster
+from igny8ctl.cluster.types import KeywordIds, ProposedCluster
 
 SAMPLE = 3
 
@@ -23,7 +22,7 @@ SAMPLE = 3
 class _Merged:
     name: str
     description: str
-    ids: array[int] = field(default_factory=lambda: array("q"))
+    ids: KeywordIds = field(default_factory=KeywordIds)
     volume: int = 0
     top: list[tuple[int, str, int]] = field(default_factory=list)
 

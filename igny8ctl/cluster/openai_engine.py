@@ -2,12 +2,12 @@
 
 Chat completions, not the Responses API, because every OpenAI-compatible server (vLLM,
 Ollama, LM Studio) speaks it. Retries on 429/5xx/timeouts are the client's own, with its
-backoff and ``retry-after`` handling. Batches are pulled from the database as request
-slots free up and handed back in order, so at most ``2 x concurrency`` batches are held
-at once. Requests run on daemon threads: Ctrl-C ends the run at once, never waiting for a
-stalled server. An answer is untrusted: anything but a chat completion of the contract's
-shape is a model error (exit 3). This is the only module that imports ``openai``, and it
-is imported only when this engine runs, so ``igny8ctl --help`` and ``check`` stay fast.
+backoff and ``retry-after`` handling. Batches are read from the database ahead of the
+requests, at most ``2 x concurrency`` held at once, and handed back in order. Requests
+run on daemon threads: Ctrl-C ends the run at once, never waiting for a stalled server.
+An answer is untrusted: anything but a chat completion of the contract's shape is a model
+error (exit 3). This is the only module that imports ``openai``, and it is imported only
+when this engine runs, so ``igny8ctl --help`` and ``check`` stay fast.
 """
 
 from __future__ import annotations
@@ -152,24 +152,28 @@ class OpenAIEngine:
         source = iter(batches)
         held: dict[tuple[int, int], _Open] = {}
         order: deque[tuple[int, int]] = deque()
+        waiting: deque[_Task] = deque()
         running, exhausted = 0, False
         try:
             while True:
-                while not exhausted and running < self.concurrency \
-                        and len(order) < 2 * self.concurrency:
-                    batch = next(source, None)
-                    if batch is None:
-                        exhausted = True
-                        break
-                    task = _first_task(batch)
-                    order.append(task.key)
-                    held[task.key] = _Open(batch)
-                    work.put(task)
+                while waiting and running < self.concurrency:
+                    work.put(waiting.popleft())
                     running += 1
                 while order and held[order[0]].complete:
                     yield held.pop(order.popleft()).answer()
                 if exhausted and not order:
                     return
+                if not exhausted and len(order) < 2 * self.concurrency:
+                    # Read ahead while requests are in flight: a freed slot never waits
+                    # for the database.
+                    batch = next(source, None)
+                    exhausted = batch is None
+                    if batch is not None:
+                        task = _first_task(batch)
+                        order.append(task.key)
+                        held[task.key] = _Open(batch)
+                        waiting.append(task)
+                    continue
                 task, outcome = _next(done)
                 running -= 1
                 if isinstance(outcome, BaseException):
@@ -180,8 +184,7 @@ class OpenAIEngine:
                 follow_up = self._follow_up(outcome)
                 state.follow_up_due = follow_up is not None
                 if follow_up is not None:
-                    work.put(follow_up)
-                    running += 1
+                    waiting.appendleft(follow_up)
                     progress.planned(1)
         finally:
             for _ in workers:

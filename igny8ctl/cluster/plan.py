@@ -11,7 +11,6 @@ by the writer before anything is written.
 
 from __future__ import annotations
 
-from array import array
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +19,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from igny8ctl.cluster.base import Usage
 from igny8ctl.cluster.contract import printable_text
-from igny8ctl.cluster.types import ClusterProposal, ProposedCluster, SiteProposal, SkippedSite
+from igny8ctl.cluster.types import (
+    ClusterProposal,
+    KeywordIds,
+    ProposedCluster,
+    SiteProposal,
+    SkippedSite,
+)
 from igny8ctl.errors import ConfigError
 from igny8ctl.plans import plan_text as framed
 from igny8ctl.plans import read_plan
@@ -185,7 +190,7 @@ def _site(site: _Site) -> SiteProposal:
     return SiteProposal(
         site_id=site.site_id, fingerprint=site.fingerprint,
         clusters=tuple(ProposedCluster(
-            name=c.name, description=c.description, keyword_ids=array("q", sorted(c.keyword_ids)),
+            name=c.name, description=c.description, keyword_ids=KeywordIds(sorted(c.keyword_ids)),
             volume=c.volume, sample=tuple(c.sample), existing_id=c.existing_id)
             for c in site.clusters),
         unclustered_ids=tuple(sorted(site.unclustered_ids)), invented=tuple(site.invented),

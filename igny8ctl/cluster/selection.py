@@ -10,7 +10,7 @@ same ids and refuses when the digest differs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from igny8ctl.cluster.base import MIN_KEYWORDS, Batch, Keyword
+from igny8ctl.cluster.contract import printable_text
 from igny8ctl.cluster.types import ClusterRequest, SkippedSite
 from igny8ctl.config import Settings
 from igny8ctl.db import Igny8Schema, connect
@@ -118,9 +119,10 @@ def batches(database: Engine, settings: Settings, schema: Igny8Schema, selection
             fingerprint: Fingerprint) -> Iterator[Batch]:
     """The site's selected keywords in id order, ``batch_size`` at a time (the whole site as
     one batch when None), each page read in its own read-only transaction; every row read
-    is added to ``fingerprint``."""
+    is added to ``fingerprint``. Existing names holding control characters are not offered
+    to the model: it could only echo them into an answer that is then refused."""
     keyword = schema.keyword
-    known = tuple(site.existing)[:KNOWN_NAMES_LIMIT]
+    known = tuple(name for name in site.existing if printable_text(name))[:KNOWN_NAMES_LIMIT]
     page = batch_size or WHOLE_SITE_PAGE
     whole: list[Keyword] = []
     index = 0
@@ -158,7 +160,7 @@ def current_fingerprint(connection: Connection, schema: Igny8Schema, tenant: Ten
     """The fingerprint of the tenant's keywords ``ids`` (ascending) as they are now."""
     keyword = schema.keyword
     digest = Fingerprint()
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         query = (sa.select(*fingerprinted(schema))
                  .where(keyword.account_id == tenant.id, keyword.id.in_(chunk))
                  .order_by(keyword.id))
@@ -172,7 +174,8 @@ def chunked_scalars(connection: Connection, ids: Sequence[int], query: Any) -> I
         yield from connection.scalars(query(ids[start:start + CHUNK]))
 
 
-def _chunks(ids: Iterator[int]) -> Iterator[list[int]]:
+def chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    """``ids`` in lists of at most ``CHUNK``: what one IN (...) may hold on every dialect."""
     chunk: list[int] = []
     for value in ids:
         chunk.append(value)

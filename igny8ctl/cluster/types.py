@@ -1,13 +1,14 @@
 """What the cluster job takes and returns: the request, the proposal, the written result.
 
-A proposal is compact: per cluster the keyword ids as a typed array (8 bytes each), never
-the keywords' text, so a tenant's size costs little beyond the batches in flight.
+A proposal is compact: per cluster the keyword ids as varint gaps (about a byte or two
+each), never the keywords' text, so a tenant's size costs little beyond the batches in
+flight.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
@@ -17,6 +18,45 @@ from igny8ctl.cluster.settings import Overrides
 from igny8ctl.tenants import Tenant
 
 ENGINES = ("openai", "local")
+
+
+class KeywordIds:
+    """Ascending ids, appended in order and kept as LEB128 gaps: dense ids take a byte."""
+
+    __slots__ = ("_count", "_data", "_last")
+
+    def __init__(self, ids: Iterable[int] = ()) -> None:
+        self._data = bytearray()
+        self._count = 0
+        self._last = 0
+        self.extend(ids)
+
+    def extend(self, ids: Iterable[int]) -> None:
+        data = self._data
+        for value in ids:
+            gap = value - self._last
+            if gap <= 0 and self._count:
+                raise ValueError("keyword ids must be appended in ascending order")
+            self._last = value
+            self._count += 1
+            while gap >= 0x80:
+                data.append(gap & 0x7F | 0x80)
+                gap >>= 7
+            data.append(gap)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[int]:
+        value = shift = gap = 0
+        for byte in self._data:
+            gap |= (byte & 0x7F) << shift
+            if byte & 0x80:
+                shift += 7
+                continue
+            value += gap
+            yield value
+            shift = gap = 0
 
 
 @dataclass(frozen=True)
@@ -39,7 +79,7 @@ class ClusterRequest:
 class ProposedCluster:
     name: str
     description: str
-    keyword_ids: Sequence[int]
+    keyword_ids: KeywordIds
     volume: int
     sample: tuple[str, ...]
     existing_id: int | None = None

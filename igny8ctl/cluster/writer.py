@@ -9,7 +9,7 @@ must be unchanged since they were read (their fingerprint), or it refuses.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -17,7 +17,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from igny8ctl.checks.clusters_counts import recounted
-from igny8ctl.cluster.selection import CHUNK, chunked_scalars, current_fingerprint
+from igny8ctl.cluster.selection import CHUNK, chunks, current_fingerprint
 from igny8ctl.cluster.types import ClusterApplied, ClusterProposal, SiteApplied, SiteProposal
 from igny8ctl.config import Settings
 from igny8ctl.db import Igny8Schema, connect, create_engine, job_lock, read_only, reflect
@@ -88,31 +88,40 @@ def check_plan(settings: Settings, proposal: ClusterProposal) -> None:
 def check_ownership(connection: Connection, schema: Igny8Schema, tenant: Tenant,
                     site: SiteProposal) -> None:
     """The site is the tenant's, and so is every keyword and existing cluster named for it,
-    on that site; else a usage error naming the first ids that are not."""
+    on that site; else a usage error naming the first ids that are not. An id that no
+    longer exists is left to the fingerprint: deleted since, a refusal."""
     site_table, keyword, cluster = schema.site, schema.keyword, schema.cluster
     owned = connection.scalar(sa.select(site_table.id).where(
         site_table.id == site.site_id, site_table.account_id == tenant.id))
     if owned is None:
         raise ConfigError(f"site {site.site_id} is not a site of tenant {tenant.slug}; "
                           "nothing was written", key="site_id")
-    keyword_ids = list(site.keyword_ids())
-    found = set(chunked_scalars(connection, keyword_ids, lambda chunk: sa.select(keyword.id)
-                                .where(keyword.id.in_(chunk), keyword.account_id == tenant.id,
-                                       keyword.site_id == site.site_id)))
-    foreign = [i for i in keyword_ids if i not in found]
+    foreign = _elsewhere(connection, keyword.id, site.keyword_ids(), sa.and_(
+        keyword.account_id == tenant.id, keyword.site_id == site.site_id))
     if foreign:
         raise ConfigError(f"keyword id(s) {listing(foreign)} are not keywords of site "
                           f"{site.site_id} of tenant {tenant.slug}; nothing was written",
                           key="keyword_ids")
-    cluster_ids = sorted({c.existing_id for c in site.clusters if c.existing_id is not None})
-    found = set(chunked_scalars(connection, cluster_ids, lambda chunk: sa.select(cluster.id)
-                                .where(cluster.id.in_(chunk), cluster.account_id == tenant.id,
-                                       cluster.site_id == site.site_id)))
-    foreign = [i for i in cluster_ids if i not in found]
+    foreign = _elsewhere(connection, cluster.id, sorted(
+        {c.existing_id for c in site.clusters if c.existing_id is not None}), sa.and_(
+        cluster.account_id == tenant.id, cluster.site_id == site.site_id))
     if foreign:
         raise ConfigError(f"cluster id(s) {listing(foreign)} are not clusters of site "
                           f"{site.site_id} of tenant {tenant.slug}; nothing was written",
                           key="existing_id")
+
+
+def _elsewhere(connection: Connection, id_column: sa.ColumnElement[int], ids: Iterable[int],
+               here: sa.ColumnElement[bool]) -> list[int]:
+    """Those of ``ids`` that exist but not ``here`` (another account's, another site's)."""
+    elsewhere: list[int] = []
+    for chunk in chunks(ids):
+        found = set(connection.scalars(sa.select(id_column).where(id_column.in_(chunk), here)))
+        missing = [i for i in chunk if i not in found]
+        if missing:
+            elsewhere += sorted(connection.scalars(
+                sa.select(id_column).where(id_column.in_(missing))))
+    return elsewhere
 
 
 def _check_tenant(connection: Connection, schema: Igny8Schema, tenant: Tenant,
@@ -168,10 +177,9 @@ def _write_site(connection: Connection, schema: Igny8Schema, journal: Journal, t
     )
     assignment.create(connection)
     for c in site.clusters:
-        for start in range(0, len(c.keyword_ids), CHUNK):
+        for chunk in chunks(c.keyword_ids):
             connection.execute(assignment.insert(), [
-                {"keyword_id": keyword_id, "cluster_id": ids[c.name]}
-                for keyword_id in c.keyword_ids[start:start + CHUNK]])
+                {"keyword_id": keyword_id, "cluster_id": ids[c.name]} for keyword_id in chunk])
     planned = sa.select(assignment.c.keyword_id)
     mine = sa.and_(keyword.account_id == tenant.id, keyword.site_id == site.site_id,
                    keyword.id.in_(planned))
