@@ -178,7 +178,10 @@ def test_ctrl_c_during_a_model_request_is_130_within_a_second(world: World) -> N
         [sys.executable, "-m", "igny8ctl", "cluster", "run", "--tenant", "acme",
          "--batch-size", "2", "--database-url", world.url],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI")})
+        env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI")},
+        # A shell without job control starts background jobs with SIGINT ignored; an
+        # operator's terminal does not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         while len(world.fake.requests) < 3:
             assert process.poll() is None and time.monotonic() - started < 20
