@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from igny8ctl.errors import ConfigError
 from igny8ctl.fixes.base import Change, NewAccount, Plan
 from igny8ctl.fixes.params import BIGINT_MAX, PARAMS, Strategy, UserRepairParams, parse_params
-from igny8ctl.plans import fingerprint, read_plan
+from igny8ctl.fixes.runner import target_fingerprint
+from igny8ctl.plans import read_plan
 
 KIND = "fix.plan"
 RowId = Annotated[int, Field(ge=1, le=BIGINT_MAX, strict=True)]
@@ -78,7 +79,7 @@ def load(path: Path) -> Plan:
                           key="PLAN")
     if body.target_count != len(ids):
         raise ConfigError(f"{path}: target_count does not match the targets", key="PLAN")
-    if fingerprint(body.targets) != body.fingerprint:
+    if target_fingerprint(ids, [d for _, d in body.targets]) != body.fingerprint:
         raise ConfigError(f"{path}: the fingerprint does not match the targets (edited?)",
                           key="PLAN")
     _check_bindings(path, params, set(ids), body)
