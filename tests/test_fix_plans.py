@@ -276,3 +276,20 @@ def test_a_database_error_names_the_step_never_the_row(
     assert len(lines) == 1 and "during fix orphaned-users step 1" in lines[0], lines
     assert "secret" not in lines[0] and "lots" not in lines[0]
     assert data(seed) == before
+
+
+def test_undo_refuses_what_tenant_keys_would_reject(
+        seed: Seeder, db_url: str, tenant: dict[str, int]) -> None:
+    other = seed.account("other")
+    other_site = seed.site(other, "Theirs")
+    site = seed.site(tenant["app"], "Ours")
+    theirs = seed.cluster(other, other_site, "Theirs", keywords_count=1, volume=100)
+    leaked = seed.keyword(tenant["app"], site, "ours", volume=100, cluster=theirs,
+                          status="clustered")
+    result = api.apply_fix(settings(db_url), "cross-tenant", {})
+    assert result.run_id is not None
+    api.apply_migration(settings(db_url))
+    before = data(seed)
+    with pytest.raises(Refused, match=rf"planner_keywords {leaked} \(the tenant key"):
+        api.apply_undo(settings(db_url), result.run_id)
+    assert data(seed) == before
