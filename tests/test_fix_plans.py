@@ -293,3 +293,40 @@ def test_undo_refuses_what_tenant_keys_would_reject(
     with pytest.raises(Refused, match=rf"planner_keywords {leaked} \(the tenant key"):
         api.apply_undo(settings(db_url), result.run_id)
     assert data(seed) == before
+
+
+POLICY_ERRORS = [
+    ({"orphan-users": "create-account"}, "repair.orphan-users"),
+    ({"orphaned-users": "create-acount"}, "repair.orphaned-users"),
+    ({"orphaned-users": "assign"}, "repair.orphaned-users"),
+    ({"orphaned-users": "create-account:not a slug"}, "repair.orphaned-users.plan"),
+    ({"cluster-counts": "yes"}, "repair.cluster-counts"),
+    ({"empty-accounts": "delete:now"}, "repair.empty-accounts"),
+]
+
+
+@pytest.mark.parametrize("policy, key", POLICY_ERRORS)
+def test_a_misspelt_repair_policy_is_a_usage_error_naming_it(
+        policy: dict[str, str], key: str, sqlite_url: str) -> None:
+    from igny8ctl.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        api.repair(Settings(database_url=sqlite_url, repair_policy=policy))
+    assert error.value.key == key
+
+
+@pytest.mark.parametrize("params, key", [
+    ({"strategy": "create-account", "rol": "owner"}, "rol"),
+    ({"strategy": "create-account", "role": "boss"}, "role"),
+    ({"strategy": "assign"}, "account"),
+    ({"strategy": "create-account", "user_ids": [2**63]}, "user_ids"),
+    ({"strategy": "create-account", "set": {"owner_id": "1"}}, "set"),
+])
+def test_typed_parameters_refuse_what_they_do_not_know(params: dict[str, Any],
+                                                       key: str) -> None:
+    from igny8ctl.errors import ConfigError
+    from igny8ctl.fixes.params import parse_params
+
+    with pytest.raises(ConfigError) as error:
+        parse_params("orphaned-users", params)
+    assert error.value.key == key
