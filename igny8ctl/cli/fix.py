@@ -240,7 +240,8 @@ def undo(
     output_format = output_format_of(output_format)
     settings = load(database_url, config, profile)
     plan = api.plan_undo(settings, run_id)
-    if output_format is OutputFormat.TABLE or not apply or plan.refusals:
+    # One JSON document per command: a refusal is the error object, which names every id.
+    if output_format is OutputFormat.TABLE or not (apply or plan.refusals):
         emit(plan, output_format)
     if plan.refusals:
         raise refusal_error(run_id, plan.refusals)
