@@ -77,7 +77,8 @@ def _run(name: str, params: Any, database_url: str | None, config: Any,
 
         write_output(save_plan, api.fix_plan_text(plan), "--save-plan")
     if not apply or plan.blockers:
-        emit(plan, output_format)
+        if output_format is OutputFormat.TABLE or not plan.blockers:
+            emit(plan, output_format)
         if plan.blockers:
             raise Refused(plan.blockers[0])
         if output_format is OutputFormat.TABLE and not plan.empty:
