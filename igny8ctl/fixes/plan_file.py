@@ -25,17 +25,19 @@ Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
 Text = Annotated[str, Field(max_length=1000)]
 
 
-class _Strict(BaseModel):
+class _Closed(BaseModel):
+    """Unknown keys are refused, not ignored."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _Account(_Strict):
+class _Account(_Closed):
     owner_id: RowId
     slug: Annotated[str, Field(pattern=r"^[a-z0-9]+(-{1,2}[a-z0-9]+)*$", max_length=255)]
     name: Annotated[str, Field(max_length=1000)]
 
 
-class _Change(_Strict):
+class _Change(_Closed):
     action: Annotated[str, Field(pattern="^(insert|update|delete)$")]
     table: Text
     count: Annotated[int, Field(ge=0, le=BIGINT_MAX)]
@@ -43,7 +45,7 @@ class _Change(_Strict):
     description: Text
 
 
-class _Body(_Strict):
+class _Body(_Closed):
     schema_version: int
     tool: dict[str, Any]
     kind: str
