@@ -210,13 +210,16 @@ def apply_plan(settings: Settings, plan: Plan, batch_size: int | None = None,
     engine = create_engine(settings)
     with job_lock(engine, f"fix:{plan.fix}", wait_seconds), connect(engine) as connection:
         with connection.begin():
+            dialect_of(connection).set_timeouts(connection, settings.statement_timeout_ms)
             fix = _make_fix(plan.fix, connection, settings, plan.params)
             if saved:
                 _check_saved(connection, fix, plan)
-        before = _recheck(settings, fix) if plan.targets else {}
+            before = _recheck(connection, settings, fix) if plan.targets else {}
         run_id, rows_changed, batches, skipped = runner.execute(
             engine, connection, settings, fix, plan, batch_size, saved)
-    after = _recheck(settings, fix) if plan.targets else {}
+        with connection.begin():
+            dialect_of(connection).set_timeouts(connection, settings.statement_timeout_ms)
+            after = _recheck(connection, settings, fix) if plan.targets else {}
     remaining = sum(count for check, count in after.items()
                     if check == fix.check or count > before.get(check, 0))
     return FixResult(plan, run_id, rows_changed, batches, remaining, skipped,
@@ -250,11 +253,13 @@ def _check_saved(connection: Connection, fix: Fix, plan: Plan) -> None:
                       "); nothing was written, make a new plan", rows={fix.root.name: ordered})
 
 
-def _recheck(settings: Settings, fix: Fix) -> dict[str, int]:
-    """Counts of the fix's own findings and of every check its tables feed."""
+def _recheck(connection: Connection, settings: Settings, fix: Fix) -> dict[str, int]:
+    """Counts of the fix's own findings and of every check its tables feed, on the fix's
+    own connection and schema (no second engine, no second reflection)."""
     counts: dict[str, int] = {}
-    report = run_checks(settings, include=sorted({fix.check, *fix.rechecks}), sample_limit=0)
-    for result in report.results:
+    context = CheckContext(connection, fix.schema, settings, sample_limit=0)
+    for check in select_checks(sorted({fix.check, *fix.rechecks})):
+        result = run_check(check, context)
         for finding in result.findings:
             if result.info.id == fix.check:
                 if fix.finding_codes is not None and finding.code not in fix.finding_codes:

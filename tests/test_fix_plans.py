@@ -200,9 +200,9 @@ def test_undo_refuses_when_a_row_outside_the_run_depends_on_it(
     assert result.code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"igny8_core_auth_user {newcomer}" in lines[0]
-    documents = [json.loads(part) for part in result.stdout.replace("}\n{", "}\n\x00{")
-                 .split("\x00")]
-    assert documents[-1]["error"]["rows"] == {"igny8_core_auth_user": [newcomer]}
+    document = json.loads(result.stdout)
+    assert document["kind"] == "error"
+    assert document["error"]["rows"] == {"igny8_core_auth_user": [newcomer]}
     assert data(seed) == before
 
 
@@ -276,3 +276,57 @@ def test_a_database_error_names_the_step_never_the_row(
     assert len(lines) == 1 and "during fix orphaned-users step 1" in lines[0], lines
     assert "secret" not in lines[0] and "lots" not in lines[0]
     assert data(seed) == before
+
+
+def test_undo_refuses_what_tenant_keys_would_reject(
+        seed: Seeder, db_url: str, tenant: dict[str, int]) -> None:
+    other = seed.account("other")
+    other_site = seed.site(other, "Theirs")
+    site = seed.site(tenant["app"], "Ours")
+    theirs = seed.cluster(other, other_site, "Theirs", keywords_count=1, volume=100)
+    leaked = seed.keyword(tenant["app"], site, "ours", volume=100, cluster=theirs,
+                          status="clustered")
+    result = api.apply_fix(settings(db_url), "cross-tenant", {})
+    assert result.run_id is not None
+    api.apply_migration(settings(db_url))
+    before = data(seed)
+    with pytest.raises(Refused, match=rf"planner_keywords {leaked} \(the tenant key"):
+        api.apply_undo(settings(db_url), result.run_id)
+    assert data(seed) == before
+
+
+POLICY_ERRORS = [
+    ({"orphan-users": "create-account"}, "repair.orphan-users"),
+    ({"orphaned-users": "create-acount"}, "repair.orphaned-users"),
+    ({"orphaned-users": "assign"}, "repair.orphaned-users"),
+    ({"orphaned-users": "create-account:not a slug"}, "repair.orphaned-users.plan"),
+    ({"cluster-counts": "yes"}, "repair.cluster-counts"),
+    ({"empty-accounts": "delete:now"}, "repair.empty-accounts"),
+]
+
+
+@pytest.mark.parametrize("policy, key", POLICY_ERRORS)
+def test_a_misspelt_repair_policy_is_a_usage_error_naming_it(
+        policy: dict[str, str], key: str, sqlite_url: str) -> None:
+    from igny8ctl.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        api.repair(Settings(database_url=sqlite_url, repair_policy=policy))
+    assert error.value.key == key
+
+
+@pytest.mark.parametrize("params, key", [
+    ({"strategy": "create-account", "rol": "owner"}, "rol"),
+    ({"strategy": "create-account", "role": "boss"}, "role"),
+    ({"strategy": "assign"}, "account"),
+    ({"strategy": "create-account", "user_ids": [2**63]}, "user_ids"),
+    ({"strategy": "create-account", "set": {"owner_id": "1"}}, "set"),
+])
+def test_typed_parameters_refuse_what_they_do_not_know(params: dict[str, Any],
+                                                       key: str) -> None:
+    from igny8ctl.errors import ConfigError
+    from igny8ctl.fixes.params import parse_params
+
+    with pytest.raises(ConfigError) as error:
+        parse_params("orphaned-users", params)
+    assert error.value.key == key

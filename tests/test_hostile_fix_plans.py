@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from igny8ctl import api
 from igny8ctl.config import Settings
 from igny8ctl.db import create_engine
-from igny8ctl.plans import fingerprint
+from igny8ctl.fixes.runner import target_fingerprint
 from tests.conftest import Result
 from tests.seed import Seeder
 from tests.test_fixes import CREATE, data
@@ -24,7 +24,8 @@ Context = dict[str, int]
 
 
 def refingerprint(document: Document) -> None:
-    document["fingerprint"] = fingerprint(document["targets"])
+    document["fingerprint"] = target_fingerprint([i for i, _ in document["targets"]],
+                                                 [d for _, d in document["targets"]])
 
 
 def _set(path: str, value: Any) -> Callable[[Document, Context], None]:

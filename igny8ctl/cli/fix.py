@@ -77,7 +77,8 @@ def _run(name: str, params: Any, database_url: str | None, config: Any,
 
         write_output(save_plan, api.fix_plan_text(plan), "--save-plan")
     if not apply or plan.blockers:
-        emit(plan, output_format)
+        if output_format is OutputFormat.TABLE or not plan.blockers:
+            emit(plan, output_format)
         if plan.blockers:
             raise Refused(plan.blockers[0])
         if output_format is OutputFormat.TABLE and not plan.empty:
@@ -240,7 +241,8 @@ def undo(
     output_format = output_format_of(output_format)
     settings = load(database_url, config, profile)
     plan = api.plan_undo(settings, run_id)
-    if output_format is OutputFormat.TABLE or not apply or plan.refusals:
+    # One JSON document per command: a refusal is the error object, which names every id.
+    if output_format is OutputFormat.TABLE or not (apply or plan.refusals):
         emit(plan, output_format)
     if plan.refusals:
         raise refusal_error(run_id, plan.refusals)

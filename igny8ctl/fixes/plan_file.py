@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from igny8ctl.errors import ConfigError
 from igny8ctl.fixes.base import Change, NewAccount, Plan
 from igny8ctl.fixes.params import BIGINT_MAX, PARAMS, Strategy, UserRepairParams, parse_params
-from igny8ctl.plans import fingerprint, read_plan
+from igny8ctl.fixes.runner import target_fingerprint
+from igny8ctl.plans import read_plan
 
 KIND = "fix.plan"
 RowId = Annotated[int, Field(ge=1, le=BIGINT_MAX, strict=True)]
@@ -24,17 +25,19 @@ Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
 Text = Annotated[str, Field(max_length=1000)]
 
 
-class _Strict(BaseModel):
+class _Closed(BaseModel):
+    """Unknown keys are refused, not ignored."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _Account(_Strict):
+class _Account(_Closed):
     owner_id: RowId
     slug: Annotated[str, Field(pattern=r"^[a-z0-9]+(-{1,2}[a-z0-9]+)*$", max_length=255)]
     name: Annotated[str, Field(max_length=1000)]
 
 
-class _Change(_Strict):
+class _Change(_Closed):
     action: Annotated[str, Field(pattern="^(insert|update|delete)$")]
     table: Text
     count: Annotated[int, Field(ge=0, le=BIGINT_MAX)]
@@ -42,7 +45,7 @@ class _Change(_Strict):
     description: Text
 
 
-class _Body(_Strict):
+class _Body(_Closed):
     schema_version: int
     tool: dict[str, Any]
     kind: str
@@ -78,7 +81,7 @@ def load(path: Path) -> Plan:
                           key="PLAN")
     if body.target_count != len(ids):
         raise ConfigError(f"{path}: target_count does not match the targets", key="PLAN")
-    if fingerprint(body.targets) != body.fingerprint:
+    if target_fingerprint(ids, [d for _, d in body.targets]) != body.fingerprint:
         raise ConfigError(f"{path}: the fingerprint does not match the targets (edited?)",
                           key="PLAN")
     _check_bindings(path, params, set(ids), body)

@@ -39,11 +39,17 @@ def plan(connection: Connection, fix: Fix, sample_limit: int) -> Plan:
     digests = tuple(str(row[1]) for row in rows)
     accounts, joins = fix.bind(connection, condition) if targets and not blockers else ((), ())
     bound = Plan(fix.name, fix.params, fix.root.name, targets, digests,
-                 fingerprint(zip(targets, digests, strict=True)), (), accounts, joins,
+                 target_fingerprint(targets, digests), (), accounts, joins,
                  blockers, tuple(fix.notes(connection)), sample_limit)
     if not targets or blockers:
         return bound
     return replace(bound, changes=fix.changes(connection, condition, bound))
+
+
+def target_fingerprint(targets: Sequence[int], digests: Sequence[str]) -> str:
+    """``igny8ctl.plans.fingerprint`` of the targets' ids and digests, as one row: one
+    digest of 100,000 targets costs milliseconds, not one JSON document per target."""
+    return fingerprint([["\n".join(f"{i} {d}" for i, d in zip(targets, digests, strict=True))]])
 
 
 def planned_ids(fix: Fix, ids: Sequence[int]) -> sa.ColumnElement[bool]:

@@ -193,6 +193,7 @@ def _refusals(run: _Run) -> Iterator[UndoRefusal]:
         columns = (run.restored_columns(step, target) if step.action == UPDATE
                    else list(target.c) if step.action == DELETE else [])
         yield from _not_accepted(run, step, target, columns)
+        yield from _tenant_keys(run, step, target, columns)
 
 
 def _dependents(run: _Run, step: UndoStep, target: sa.Table,
@@ -227,6 +228,38 @@ def _not_accepted(run: _Run, step: UndoStep, target: sa.Table,
         if ids:
             yield UndoRefusal(f"{target.name}.{column.name} no longer accepts NULL",
                               target.name, ids)
+
+
+def _tenant_keys(run: _Run, step: UndoStep, target: sa.Table,
+                 columns: Sequence[sa.Column[Any]]) -> Iterator[UndoRefusal]:
+    """Restored rows a composite tenant key (``migrate apply``) would reject: the parent
+    they would point at is not in their tenant."""
+    from igny8ctl.catalog import derived_links, tenant_key_states
+
+    restored = {column.name for column in columns}
+    try:
+        links = [link for link in derived_links(run.schema)
+                 if link.child == target.name and restored & set(link.columns)]
+    except Igny8Error:
+        return
+    j = run.journal
+    pk = primary_key(target)
+    for state in tenant_key_states(run.connection, run.schema, links):
+        if not state.foreign_keys:
+            continue
+        link = state.link
+        parent = run.table(link.parent)
+        values = [run.dialect.image_field(j.c.before, target.c[name]) if name in restored
+                  else target.c[name] for name in link.columns]
+        ids = run.ids(
+            sa.select(j.c.row_id).select_from(j.outerjoin(target, pk == j.c.row_id))
+            .where(run.entries(step), *(value.is_not(None) for value in values),
+                   ~sa.exists().where(*(parent.c[name] == value for name, value
+                                        in zip(link.parent_columns, values, strict=True))))
+            .order_by(j.c.row_id))
+        if ids:
+            yield UndoRefusal(f"the tenant key of {target.name}.{link.columns[0]} would "
+                              f"reject them ({link.parent} in another tenant)", target.name, ids)
 
 
 def _user_account_column(run: _Run, target: sa.Table) -> sa.Column[Any] | None:
