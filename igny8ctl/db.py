@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -17,7 +17,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from igny8ctl.config import Settings
 from igny8ctl.dialects import Dialect, dialect_named, dialect_of
-from igny8ctl.errors import ConfigError, DatabaseUnavailable, LockBusy, SchemaMismatch
+from igny8ctl.errors import (
+    ConfigError,
+    DatabaseUnavailable,
+    LockBusy,
+    LockHolder,
+    SchemaMismatch,
+)
 from igny8ctl.redact import mask_url, redact, register_secret, split_url
 from igny8ctl.tables import (
     AccountTable,
@@ -220,14 +226,19 @@ def job_lock(engine: Engine, name: str, wait_seconds: float = 0) -> Iterator[Non
         yield
 
 
-def acquire(attempt: Callable[[], bool], name: str, wait_seconds: float) -> None:
-    """Call ``attempt`` until it takes the lock or ``wait_seconds`` pass (then ``LockBusy``)."""
+def acquire(attempt: Callable[[], bool], name: str, wait_seconds: float,
+            holders: Callable[[], Sequence[LockHolder]] = tuple) -> None:
+    """Call ``attempt`` until it takes the lock or ``wait_seconds`` pass (then ``LockBusy``,
+    naming the sessions that hold it where the database can say)."""
     deadline = time.monotonic() + wait_seconds
     while not attempt():
         if time.monotonic() >= deadline:
+            held_by = tuple(holders())
+            by = f" ({'; '.join(h.describe() for h in held_by)})" if held_by else ""
             raise LockBusy(
-                f"another igny8ctl run holds the {name!r} lock; try again later"
-                + ("" if wait_seconds else " or pass --wait SECONDS"), lock=name)
+                f"another igny8ctl run holds the {name!r} lock{by}; try again later"
+                + ("" if wait_seconds else " or pass --wait SECONDS"), lock=name,
+                holders=held_by)
         time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
 

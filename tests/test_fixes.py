@@ -305,6 +305,8 @@ def test_concurrent_run_is_refused(seed: Seeder, db_url: str, tenant: dict[str, 
         result = cli("fix", "orphaned-users", "--strategy", "create-account", "--apply",
                      "--yes", "--database-url", db_url)
     assert result.code == 4 and "holds the 'fix:orphaned-users' lock" in result.stderr
+    if db_url.startswith("postgresql"):
+        assert "lock (pid " in result.stderr, "the holder is named: pid, application, state"
     assert seed.scalar("SELECT count(*) FROM igny8_core_auth_user WHERE account_id IS NULL") == 1
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.sql.selectable import NamedFromClause
 
 from igny8ctl.catalog import AccountColumnState, Constraint
 from igny8ctl.dialects.base import Dialect, bind_safe, lock_key
+from igny8ctl.errors import LockHolder
 
 
 class PostgreSQL(Dialect):
@@ -122,7 +123,8 @@ class PostgreSQL(Dialect):
         with connect(engine) as connection:
             connection.execution_options(isolation_level="AUTOCOMMIT")
             acquire(lambda: bool(connection.scalar(
-                sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key})), name, wait_seconds)
+                sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key})), name, wait_seconds,
+                lambda: advisory_lock_holders(connection, key))
             try:
                 yield
             finally:
@@ -227,3 +229,24 @@ class PostgreSQL(Dialect):
              "columns": list(columns), "parent_columns": list(parent_columns)},
         ).all()
         return tuple(Constraint(r.conname, bool(r.convalidated)) for r in rows)
+
+
+#: Who holds a session advisory lock taken with a bigint key: pg_locks splits the key into
+#: classid (high 32 bits) and objid (low 32 bits), objsubid 1.
+_ADVISORY_HOLDERS = sa.text(
+    "SELECT a.pid, a.application_name, a.state, "
+    "upper(substring(a.query FROM '^\\s*([A-Za-z]+)')) AS command, "
+    "extract(epoch FROM now() - coalesce(a.xact_start, a.backend_start)) AS age "
+    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+    "AND l.classid = CAST(:high AS oid) AND l.objid = CAST(:low AS oid) ORDER BY a.pid")
+
+
+def advisory_lock_holders(connection: Connection, key: int) -> tuple[LockHolder, ...]:
+    """The sessions holding advisory lock ``key``: pid, application, state, age, command."""
+    unsigned = key & 0xFFFFFFFFFFFFFFFF
+    rows = connection.execute(_ADVISORY_HOLDERS, {"high": unsigned >> 32,
+                                                  "low": unsigned & 0xFFFFFFFF}).all()
+    return tuple(LockHolder(int(row.pid), row.application_name or "", row.state or "",
+                            float(row.age) if row.age is not None else None,
+                            row.command or "") for row in rows)
