@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import secrets
 import shlex
 import socket
 import sys
@@ -21,6 +20,7 @@ from igny8ctl.dialects import dialect_of
 from igny8ctl.errors import ConfigError
 from igny8ctl.journal.tables import RUNS_TABLE, journal_tables
 from igny8ctl.redact import MASK, mask_url, redact
+from igny8ctl.tool_tables import new_run_id
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class RunInfo:
     def new(cls, job: str, params: Mapping[str, Any], undoes: str | None = None) -> RunInfo:
         now = datetime.now(UTC)
         return cls(
-            run_id=now.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3),
+            run_id=new_run_id(now),
             job=job, params=dict(params), operator=_operator(), host=socket.gethostname(),
             command=sanitized_command(sys.argv[1:]), started_at=now, undoes=undoes,
         )

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from igny8ctl.dialects import Dialect, dialect_of
 from igny8ctl.errors import ConfigError
+from igny8ctl.tool_tables import ensure_tables
 
 JOURNAL_TABLE = "igny8ctl_journal"
 RUNS_TABLE = "igny8ctl_runs"
@@ -73,11 +74,8 @@ def ensure_journal(connection: Connection) -> tuple[sa.Table, sa.Table]:
     """
     dialect = dialect_of(connection)
     runs, journal = journal_tables(dialect)
-    inspector = sa.inspect(connection)
-    if not (inspector.has_table(RUNS_TABLE) and inspector.has_table(JOURNAL_TABLE)):
-        dialect.xact_lock(connection, JOURNAL_TABLE)
-        runs.metadata.create_all(connection, checkfirst=True)
-    elif DIGEST not in {c["name"] for c in inspector.get_columns(JOURNAL_TABLE)}:
+    ensure_tables(connection, journal, runs)
+    if DIGEST not in {c["name"] for c in sa.inspect(connection).get_columns(JOURNAL_TABLE)}:
         # A journal written before digests: its entries keep their whole images.
         dialect.xact_lock(connection, JOURNAL_TABLE)
         connection.exec_driver_sql(
