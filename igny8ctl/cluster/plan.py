@@ -39,7 +39,7 @@ NAME_LENGTH = 255
 
 Id = Annotated[int, Field(ge=1, le=BIGINT)]
 Count = Annotated[int, Field(ge=0, le=BIGINT)]
-Name = Annotated[str, Field(min_length=1, max_length=NAME_LENGTH)]
+Name = Annotated[str, Field(min_length=1, max_length=NAME_LENGTH, pattern=r"\S")]
 Text = Annotated[str, Field(max_length=10_000)]
 Short = Annotated[str, Field(max_length=2048)]
 
