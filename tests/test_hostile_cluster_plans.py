@@ -117,6 +117,7 @@ CASES: list[tuple[str, Edit, int, str]] = [
      "existing_id"),
     ("name too long", set_field(*CLUSTER, "name", value="n" * 256), 2, "name"),
     ("name empty", set_field(*CLUSTER, "name", value=""), 2, "name"),
+    ("name of spaces", set_field(*CLUSTER, "name", value="   "), 2, "name"),
     ("name with an ANSI escape", set_field(*CLUSTER, "name", value="Seo\x1b[31m"), 2,
      "control characters"),
     ("name with a lone surrogate", set_field(*CLUSTER, "name", value="Seo\ud800"), 2,

@@ -120,6 +120,12 @@ def test_hostile_answers(cli: Cli, seed: Seeder, world: World, reply: Reply, cod
         assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1
     else:
         assert fragment in result.stdout
+        world.fake.replies.clear()
+        world.fake.push(reply, *[Reply(answer=lambda _: {"clusters": []})] * 2)
+        document = world.run(cli, "run", "--tenant", "acme", "--format", "json")
+        assert document.code == 0 and document.stdout.isascii(), document.stderr
+        assert json.loads(document.stdout)["kind"] == "cluster.proposal"
+        assert fragment in document.stdout
     assert seed.dump() == before
 
 

@@ -84,7 +84,8 @@ def test_every_readme_command_runs(cli: Callable[..., Result], tmp_path: Path,
     with FakeOpenAI() as fake:
         for command, documented in readme_commands():
             if command[:2] == ["cluster", "run"] and "local" not in command:
-                command = [*command, "--base-url", fake.url, "--api-key", "sk-readme"]
+                # a row's key goes only to its own server: the fake one takes an operator's
+                command = [*command, "--base-url", fake.url, "--api-key", "sk-readme-0000"]
             run_readme_command(cli, command, documented, tmp_path, monkeypatch)
 
 

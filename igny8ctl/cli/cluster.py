@@ -112,6 +112,7 @@ def run(
     Exit 0 done, 1 refused (keywords changed), 2 usage or no usable API key, 3 database
     or model failure (nothing written), 4 another run holds the tenant's lock.
     """
+    output_format = _checked(output_format, wait=wait, timeout=timeout)
     if engine is EngineName.OPENAI:
         from igny8ctl.cluster import prefetch
 
@@ -120,7 +121,6 @@ def run(
     from igny8ctl.cluster.settings import Overrides
     from igny8ctl.cluster.types import ClusterRequest
 
-    output_format = _checked(output_format, wait=wait, timeout=timeout)
     settings = load(database_url, config, profile)
     if apply:
         require_confirmable(yes)  # before the model is paid for

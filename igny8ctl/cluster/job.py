@@ -21,7 +21,14 @@ from igny8ctl.cluster.base import Batch, BatchAnswer, Engine, NoProgress, Progre
 from igny8ctl.cluster.naming import ClusterNames
 from igny8ctl.cluster.selection import Selection, SiteSelection, batches, select
 from igny8ctl.cluster.settings import OpenAISettings, openai_settings, resolve_settings_row
-from igny8ctl.cluster.types import ENGINES, ClusterProposal, ClusterRequest, SiteProposal
+from igny8ctl.cluster.types import (
+    ENGINES,
+    INVENTED_KEPT,
+    ClusterProposal,
+    ClusterRequest,
+    KeywordIds,
+    SiteProposal,
+)
 from igny8ctl.config import Settings
 from igny8ctl.db import create_engine, display_url, read_only, reflect
 from igny8ctl.errors import ConfigError
@@ -80,8 +87,9 @@ class _SiteAnswers:
     site: SiteSelection
     selection: Selection
     fingerprint: Fingerprint = field(default_factory=Fingerprint)
-    unclustered: list[int] = field(default_factory=list)
+    unclustered: KeywordIds = field(default_factory=KeywordIds)
     invented: list[str] = field(default_factory=list)
+    invented_count: int = 0
     duplicates: int = 0
     names: ClusterNames = field(init=False)
 
@@ -90,17 +98,17 @@ class _SiteAnswers:
 
     def add(self, answer: BatchAnswer) -> None:
         self.names.add(answer)
-        self.unclustered += answer.unclustered
-        self.invented += answer.invented
+        self.unclustered.extend(answer.unclustered)
+        self.invented += answer.invented[:INVENTED_KEPT - len(self.invented)]
+        self.invented_count += len(answer.invented)
         self.duplicates += answer.duplicates
 
     def proposal(self) -> SiteProposal:
         return SiteProposal(
             site_id=self.site.site_id, fingerprint=self.fingerprint.hexdigest(),
-            clusters=self.names.clusters(), unclustered_ids=tuple(sorted(self.unclustered)),
-            invented=tuple(self.invented), duplicates=self.duplicates)
-
-
+            clusters=self.names.clusters(), unclustered_ids=self.unclustered,
+            invented=tuple(self.invented), invented_count=self.invented_count,
+            duplicates=self.duplicates)
 
 def _engine(request: ClusterRequest, resolved: OpenAISettings | None) -> Engine:
     """The engine, imported only now: ``openai`` alone takes a good part of a second."""

@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from igny8ctl.cluster.base import Usage
 from igny8ctl.cluster.contract import printable_text
 from igny8ctl.cluster.types import (
+    INVENTED_KEPT,
     ClusterProposal,
     KeywordIds,
     ProposedCluster,
@@ -38,7 +39,7 @@ NAME_LENGTH = 255
 
 Id = Annotated[int, Field(ge=1, le=BIGINT)]
 Count = Annotated[int, Field(ge=0, le=BIGINT)]
-Name = Annotated[str, Field(min_length=1, max_length=NAME_LENGTH)]
+Name = Annotated[str, Field(min_length=1, max_length=NAME_LENGTH, pattern=r"\S")]
 Text = Annotated[str, Field(max_length=10_000)]
 Short = Annotated[str, Field(max_length=2048)]
 
@@ -86,7 +87,8 @@ class _Site(_Strict):
     fingerprint: str = Field(pattern=r"^[0-9a-f]{64}$")
     keyword_ids: list[Id]
     unclustered_ids: list[Id]
-    invented: list[Text]
+    invented: list[Text] = Field(max_length=INVENTED_KEPT)
+    invented_count: Count
     duplicates: Count
     clusters: list[_Cluster]
 
@@ -158,6 +160,7 @@ def plan_body(proposal: ClusterProposal) -> dict[str, Any]:
             "keyword_ids": list(site.keyword_ids()),
             "unclustered_ids": list(site.unclustered_ids),
             "invented": list(site.invented),
+            "invented_count": site.invented_count,
             "duplicates": site.duplicates,
             "clusters": [{
                 "name": c.name, "description": c.description, "volume": c.volume,
@@ -193,7 +196,8 @@ def _site(site: _Site) -> SiteProposal:
             name=c.name, description=c.description, keyword_ids=KeywordIds(sorted(c.keyword_ids)),
             volume=c.volume, sample=tuple(c.sample), existing_id=c.existing_id)
             for c in site.clusters),
-        unclustered_ids=tuple(sorted(site.unclustered_ids)), invented=tuple(site.invented),
+        unclustered_ids=KeywordIds(sorted(site.unclustered_ids)), invented=tuple(site.invented),
+        invented_count=site.invented_count,
         duplicates=site.duplicates)
 
 

@@ -18,6 +18,7 @@ from igny8ctl.cluster.settings import Overrides
 from igny8ctl.tenants import Tenant
 
 ENGINES = ("openai", "local")
+INVENTED_KEPT = 100
 
 
 class KeywordIds:
@@ -93,8 +94,10 @@ class SiteProposal:
     site_id: int
     fingerprint: str
     clusters: tuple[ProposedCluster, ...]
-    unclustered_ids: tuple[int, ...] = ()
+    unclustered_ids: KeywordIds = field(default_factory=KeywordIds)
     invented: tuple[str, ...] = ()
+    """The first ``INVENTED_KEPT`` keywords the model invented (dropped), as a sample."""
+    invented_count: int = 0
     duplicates: int = 0
 
     @property

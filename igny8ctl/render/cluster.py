@@ -6,13 +6,14 @@ they are printed through ``safe``, escaped. Rich is imported only by the table r
 from __future__ import annotations
 
 import json
+from itertools import islice
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from igny8ctl.cluster.plan import plan_body
 from igny8ctl.cluster.types import ClusterApplied, ClusterProposal, ClusterResult, SiteProposal
 from igny8ctl.render import dumps
-from igny8ctl.render.text import listing
+from igny8ctl.render.text import SHOWN, listing
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -58,10 +59,12 @@ def _render_site(site: SiteProposal, console: Console) -> None:
     console.print(table)
     if site.unclustered_ids:
         console.print(f"  unclustered (left pending): keyword ids "
-                      f"{listing(site.unclustered_ids)}", highlight=False)
+                      f"{listing(islice(site.unclustered_ids, SHOWN), len(site.unclustered_ids))}",
+                      highlight=False)
     if site.invented:
         console.print("  [yellow]invented by the model (dropped)[/]: "
-                      + safe(listing(json.dumps(t) for t in site.invented)), highlight=False)
+                      + safe(listing((json.dumps(t) for t in site.invented[:SHOWN]),
+                                     site.invented_count)), highlight=False)
     if site.duplicates:
         console.print(f"  [yellow]{site.duplicates} keyword(s) the model put in a second "
                       "cluster (kept in the first)[/]", highlight=False)
@@ -70,7 +73,7 @@ def _render_site(site: SiteProposal, console: Console) -> None:
 def summary(proposal: ClusterProposal) -> str:
     clusters = [c for site in proposal.sites for c in site.clusters]
     reused = sum(1 for c in clusters if c.existing_id is not None)
-    invented = sum(len(site.invented) for site in proposal.sites)
+    invented = sum(site.invented_count for site in proposal.sites)
     usage = proposal.usage
     parts = [
         f"{len(clusters)} clusters ({len(clusters) - reused} new, {reused} existing)",
