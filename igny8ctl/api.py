@@ -276,6 +276,34 @@ def load_fix_plan(path: Path) -> Plan:
     return load(path)
 
 
+def replan_saved(settings: Settings, saved: Plan) -> Plan:
+    """The plan a saved one stands for, computed again from its parameters and targets.
+
+    A plan file is untrusted: its ids are checked (not targets: exit 2; changed since:
+    exit 1), the accounts it would create or join must be the ones the fix would make now
+    (exit 1 otherwise), and what is shown and executed is the recomputed plan, never the
+    file's own description of its changes.
+    """
+    from igny8ctl.fixes import runner
+
+    engine = create_engine(settings)
+    with read_only(engine, settings) as connection, database_errors(
+            engine, during=f"fix {saved.fix}: checking the saved plan",
+            statement_timeout_ms=settings.statement_timeout_ms):
+        fix = _make_fix(saved.fix, connection, settings, saved.params)
+        _check_saved(connection, fix, saved)
+        fresh = runner.plan(connection, fix, saved.sample_limit, only=saved.targets)
+    differing = sorted({a.owner_id for a in set(fresh.accounts) ^ set(saved.accounts)}
+                       | {user for user, _ in set(fresh.joins) ^ set(saved.joins)})
+    if differing:
+        raise Refused(
+            f"plan refused: the accounts it would create or join for {len(differing)} user(s) "
+            f"are not the ones {saved.fix} would make now (ids "
+            f"{', '.join(map(str, differing[:10]))}); nothing was written, make a new plan",
+            rows={fix.root.name: differing})
+    return fresh
+
+
 def fix_plan_text(plan: Plan) -> str:
     from igny8ctl.fixes.runner import plan_body
     from igny8ctl.plans import plan_text

@@ -150,3 +150,46 @@ def test_a_hostile_plan_is_refused_and_nothing_is_written(
     assert len(lines) == 1 and lines[0].startswith("igny8ctl: error: "), result.stderr
     assert fragment in lines[0], lines[0]
     assert data(seed) == before, "nothing was written"
+
+
+#: Well formed, ids all targets, but what it would write is not what the fix writes now:
+#: refused, exit 1, nothing written.
+EDITED_WRITES: list[tuple[str, Callable[[Document, Context], None]]] = [
+    ("account name with an ANSI escape", _set("accounts.0.name", "\x1b[31mowned\x1b[0m")),
+    ("account name with a right-to-left override", _set("accounts.0.name", "gro\u202eevil")),
+    ("empty account name", _set("accounts.0.name", "")),
+    ("account name longer than its column", _set("accounts.0.name", "n" * 200)),
+    ("slug longer than its column", _set("accounts.0.slug", "s" * 60)),
+    ("another free slug", _set("accounts.0.slug", "chosen-by-the-editor")),
+]
+
+
+@pytest.mark.parametrize("case, edit", EDITED_WRITES, ids=[c[0] for c in EDITED_WRITES])
+def test_a_plan_whose_writes_were_edited_is_refused(
+        case: str, edit: Callable[[Document, Context], None], saved: tuple[Document, Context],
+        seed: Seeder, db_url: str, tmp_path: Path, cli: Callable[..., Result]) -> None:
+    document, context = saved
+    edit(document, context)
+    path = tmp_path / "edited.plan.json"
+    path.write_text(json.dumps(document))
+    before = data(seed)
+    result = cli("fix", "apply", str(path), "--yes", "--database-url", db_url)
+    assert result.code == 1, (case, result)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not the ones orphaned-users would make now" in lines[0], lines
+    assert data(seed) == before, "nothing was written"
+
+
+def test_the_preview_is_recomputed_never_the_files_own_words(
+        saved: tuple[Document, Context], seed: Seeder, db_url: str, tmp_path: Path,
+        cli: Callable[..., Result]) -> None:
+    document, _ = saved
+    for change in document["changes"]:
+        change["description"] = "harmless: nothing is deleted"
+    document["notes"] = ["reviewed by the DBA: safe"]
+    path = tmp_path / "lying.plan.json"
+    path.write_text(json.dumps(document))
+    result = cli("fix", "apply", str(path), "--yes", "--database-url", db_url)
+    assert result.code == 0, result
+    assert "harmless" not in result.stdout and "reviewed by the DBA" not in result.stdout
+    assert "parameters: strategy=create-account" in result.stdout

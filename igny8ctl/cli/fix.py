@@ -201,7 +201,7 @@ def apply_saved(
 
     output_format = output_format_of(output_format)
     settings = load(database_url, config, profile)
-    plan = api.load_fix_plan(plan_file)
+    plan = api.replan_saved(settings, api.load_fix_plan(plan_file))
     if output_format is OutputFormat.TABLE:
         emit(plan, output_format)
     if not plan.empty:

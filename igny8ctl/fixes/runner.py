@@ -27,10 +27,14 @@ from igny8ctl.journal.writer import Journal
 from igny8ctl.plans import fingerprint
 
 
-def plan(connection: Connection, fix: Fix, sample_limit: int) -> Plan:
-    """What ``fix`` would change, in the caller's snapshot, bound to the exact targets."""
+def plan(connection: Connection, fix: Fix, sample_limit: int,
+         only: Sequence[int] | None = None) -> Plan:
+    """What ``fix`` would change, in the caller's snapshot, bound to the exact targets
+    (among ``only``, when a saved plan names them)."""
     blockers = tuple(fix.prepare(connection))
     condition = fix.target_condition()
+    if only is not None:
+        condition = sa.and_(condition, planned_ids(fix, only))
     key = primary_key(fix.root)
     rows = connection.execute(
         sa.select(key, fix.schema.dialect.digest(fix.watched())).where(condition).order_by(key)

@@ -59,11 +59,19 @@ def render_plan(plan: Plan, console: Console) -> None:
         console.print(f"[bold]{plan.fix}[/]: {len(plan.targets)} row(s) to repair "
                       f"(targets {sample_text(plan.targets[:plan.sample_limit], len(plan.targets))}"
                       f"; fingerprint {plan.fingerprint[:12]})", highlight=False)
+        console.print(f"parameters: {_escape(parameters_text(plan))}", highlight=False)
         console.print(table)
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {_escape(note)}", highlight=False)
     for blocker in plan.blockers:
         console.print(f"[red]blocked:[/] {_escape(blocker)}", highlight=False)
+
+
+def parameters_text(plan: Plan) -> str:
+    """``strategy=create-account, plan=free``: what the plan will do, in its own words."""
+    shown = [f"{key}={value}" for key, value in plan.params.to_dict().items()
+             if value not in (None, [], {}, ())]
+    return ", ".join(shown) or "none"
 
 
 def result_body(result: FixResult) -> dict[str, Any]:
