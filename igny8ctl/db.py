@@ -24,6 +24,7 @@ from igny8ctl.errors import (
     LockHolder,
     SchemaMismatch,
 )
+from igny8ctl.outputs import protect
 from igny8ctl.redact import mask_url, redact, register_secret, split_url
 from igny8ctl.tables import (
     AccountTable,
@@ -107,6 +108,7 @@ def create_engine(settings: Settings) -> Engine:
         assert url.database is not None
         if not Path(url.database).is_file():
             raise DatabaseUnavailable(f"SQLite database file {url.database} does not exist")
+        protect(Path(url.database))
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     else:
         engine = sa.create_engine(

@@ -4,6 +4,7 @@ A regular file (or a new path) is replaced atomically: a temporary file beside i
 rename, so readers never see half a report. Anything else is written in place or refused,
 never replaced: a character device (``/dev/null``), a FIFO (only when a reader is there,
 else refused rather than hanging), ``/dev/stdout``; a symlink keeps pointing where it did.
+The files of the database being worked on (a SQLite file) are never an output.
 """
 
 from __future__ import annotations
@@ -16,10 +17,33 @@ from pathlib import Path
 
 from igny8ctl.errors import ConfigError
 
+#: (device, inode) of files no output may overwrite: the SQLite database in use.
+_PROTECTED: set[tuple[int, int]] = set()
+
+
+def protect(path: Path) -> None:
+    """Never write an output onto ``path`` (or a link to it, or a hard link of it)."""
+    try:
+        status = path.stat()
+    except OSError:
+        return
+    _PROTECTED.add((status.st_dev, status.st_ino))
+
+
+def _refuse_protected(path: Path, option: str) -> None:
+    try:
+        status = path.stat()
+    except OSError:
+        return
+    if (status.st_dev, status.st_ino) in _PROTECTED:
+        raise ConfigError(f"cannot write {option} {path}: it is the database igny8ctl is "
+                          "working on", key=option)
+
 
 def write_output(path: Path, text: str, option: str = "--output") -> None:
     """Write ``text`` to ``path`` (the value of ``option``), one line of error if it cannot."""
     data = text.encode("utf-8", "backslashreplace")
+    _refuse_protected(path, option)
     try:
         link = path.lstat()
     except FileNotFoundError:
@@ -47,6 +71,7 @@ def write_output(path: Path, text: str, option: str = "--output") -> None:
 
 def check_target(path: Path, option: str = "--output") -> None:
     """Refuse, before any work is done, a path ``write_output`` could never write."""
+    _refuse_protected(path, option)
     if path.is_symlink() and not path.exists():
         raise ConfigError(f"cannot write {option} {path}: it is a symlink to nothing",
                           key=option)

@@ -115,6 +115,31 @@ def test_what_cannot_be_written_is_one_line(cli: Cli, demo: str, tmp_path: Path,
         assert path.is_symlink() and not (tmp_path / "nowhere").exists()
 
 
+@pytest.mark.parametrize("command", [
+    ("check", "-f", "json", "--output"),
+    ("check", "-f", "json", "--metrics-file"),
+    ("fix", "orphaned-users", "--strategy", "create-account", "--save-plan"),
+    ("cluster", "run", "--tenant", "acme-seo", "--engine", "local", "--save-plan"),
+], ids=lambda command: " ".join(command))
+@pytest.mark.parametrize("way", ["the file", "a symlink to it", "a hard link of it"])
+def test_the_database_file_is_never_an_output(cli: Cli, demo: str, tmp_path: Path,
+                                              command: tuple[str, ...], way: str) -> None:
+    database = Path(demo.removeprefix("sqlite:///"))
+    target = database
+    if way == "a symlink to it":
+        target = tmp_path / "link.out"
+        target.symlink_to(database)
+    elif way == "a hard link of it":
+        target = tmp_path / "hard.out"
+        target.hardlink_to(database)
+    before = database.read_bytes()
+    result = cli(*command, str(target), "--database-url", demo)
+    assert result.code == 2, result
+    assert "it is the database igny8ctl is working on" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert database.read_bytes() == before
+
+
 def test_dev_stdout_works(demo: str) -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "igny8ctl", "check", "--database-url", demo, "-f", "json",
