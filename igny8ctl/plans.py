@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,10 +32,17 @@ def plan_text(kind: str, body: Mapping[str, Any]) -> str:
 def read_plan(path: Path, kind: str) -> dict[str, Any]:
     """The body of the plan at ``path``, after checking it is a ``kind`` plan of this version."""
     try:
-        if path.stat().st_size > MAX_PLAN_BYTES:
+        # A FIFO would block and /dev/zero never end: only a regular file is a plan (opened
+        # without blocking, so a FIFO with no writer is refused, not waited for).
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise ConfigError(f"{path} is not a plan: not a regular file", key="PLAN")
+            data = handle.read(MAX_PLAN_BYTES + 1)
+        if len(data) > MAX_PLAN_BYTES:
             raise ConfigError(f"{path} is not a plan: larger than {MAX_PLAN_BYTES} bytes",
                               key="PLAN")
-        document = json.loads(path.read_bytes())
+        document = json.loads(data)
     except OSError as error:
         raise ConfigError(f"cannot read plan {path}: {error.strerror}", key="PLAN") from None
     except (ValueError, RecursionError):

@@ -4,6 +4,8 @@ one line, exit 2, and nothing is written (PostgreSQL and SQLite)."""
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import sqlalchemy as sa
 from igny8ctl import api
 from igny8ctl.config import Settings
 from igny8ctl.db import create_engine
+from igny8ctl.demo import create_demo_database
 from igny8ctl.fixes.runner import target_fingerprint
 from tests.conftest import Result
 from tests.seed import Seeder
@@ -193,3 +196,24 @@ def test_the_preview_is_recomputed_never_the_files_own_words(
     assert result.code == 0, result
     assert "harmless" not in result.stdout and "reviewed by the DBA" not in result.stdout
     assert "parameters: strategy=create-account" in result.stdout
+
+
+@pytest.mark.parametrize("command", [("fix", "apply"), ("cluster", "apply")],
+                         ids=lambda command: " ".join(command))
+@pytest.mark.parametrize("kind", ["a FIFO without a writer", "/dev/zero", "/dev/null",
+                                  "a directory"])
+def test_only_a_regular_file_is_read_as_a_plan(command: tuple[str, str], kind: str,
+                                               tmp_path: Path, cli: Callable[..., Result]
+                                               ) -> None:
+    demo = create_demo_database(tmp_path / "demo.sqlite3")
+    target = Path(kind) if kind.startswith("/") else tmp_path / "plan"
+    if kind == "a FIFO without a writer":
+        os.mkfifo(target)
+    elif kind == "a directory":
+        target.mkdir()
+    started = time.monotonic()
+    result = cli(*command, str(target), "--yes", "--database-url", f"sqlite:///{demo}")
+    assert time.monotonic() - started < 10, "neither blocks nor reads forever"
+    assert result.code == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and ("not a plan" in lines[0] or "is a directory" in lines[0]), lines
