@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -258,6 +259,38 @@ def test_empty_accounts(seed: Seeder, db_url: str, tenant: dict[str, int]) -> No
 
     for run in api.fix_history(settings(db_url)).runs:
         api.apply_undo(settings(db_url), run.run_id)
+    assert data(seed) == before
+
+
+def test_empty_accounts_spares_what_is_not_empty(seed: Seeder, db_url: str,
+                                                 tenant: dict[str, int]) -> None:
+    """The incident's state: an orphan owning a tenant with data. Deleting that tenant
+    would destroy what ``orphaned-users`` re-attaches; a system account without users is
+    no defect."""
+    seed.account("aws-admin")
+    owned = seed.account("victim", owner=seed.user("victim.owner"))
+    site = seed.site(owned, "Victim site")
+    seed.keyword(owned, site, "kept", volume=1)
+    bare = seed.account("bare")
+    result = api.apply_fix(settings(db_url), "empty-accounts", {"delete": True, "cascade": True})
+    assert result.plan.targets == (bare,)
+    assert result.remaining == 1, "the victim waits for orphaned-users; aws-admin is no finding"
+    assert owned in {row["id"] for row in seed.rows("account")}
+    assert len(seed.rows("keyword")) == 1
+
+
+def test_a_missing_system_account_blocks_deleting_accounts(
+        seed: Seeder, db_url: str, tenant: dict[str, int], cli: Callable[..., Result],
+        tmp_path: Path) -> None:
+    seed.account("aws-admin")
+    seed.account("bare")
+    before = data(seed)
+    config = tmp_path / "igny8ctl.toml"
+    config.write_text('system_account = "aws-admn"\n')
+    result = cli("fix", "empty-accounts", "--delete", "--cascade", "--apply", "--yes",
+                 "--database-url", db_url, "--config", str(config))
+    assert result.code == 1, result
+    assert "system account 'aws-admn'" in result.stderr and "does not exist" in result.stderr
     assert data(seed) == before
 
 

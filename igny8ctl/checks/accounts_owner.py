@@ -11,7 +11,8 @@ class AccountsOwner(Check):
 
     Why: the owner administers the tenant; an owner outside the account can act on it from
     another tenant, and a missing owner row makes the account unmanageable. Accounts
-    without users are usually left behind by deleted orphans.
+    without users (other than the system account, which needs none) are usually left
+    behind by deleted orphans.
     Fix: igny8ctl fix account-owners; igny8ctl fix empty-accounts --delete
     """
 
@@ -37,7 +38,8 @@ class AccountsOwner(Check):
             ("owner-missing", Severity.WARNING, "no owner",
              sa.select(account.id).where(account.owner_id.is_(None))),
             ("no-users", Severity.WARNING, "no users",
-             sa.select(account.id).where(~sa.exists().where(user.account_id == account.id))),
+             sa.select(account.id).where(~sa.exists().where(user.account_id == account.id),
+                                         account.slug != context.settings.system_account)),
         ]
         findings = []
         for code, severity, message, query in cases:

@@ -11,7 +11,11 @@ from igny8ctl.tables import MappedTable
 
 class EmptyAccounts(Fix):
     """Delete accounts that have no users. Accounts that still own tenant data are left
-    alone and listed unless ``cascade``; the system account is never touched."""
+    alone and listed unless ``cascade``; the system account is never touched, and nothing
+    is deleted while the configured system account cannot be found (a misspelt
+    ``system_account`` must not make the real one look like any other). An account whose
+    owner is a user is not empty: an orphaned owner joins it (``orphaned-users``), an owner
+    elsewhere is an ``account-owners`` repair."""
 
     name = "empty-accounts"
     check = "accounts.owner"
@@ -26,7 +30,17 @@ class EmptyAccounts(Fix):
     def _empty(self) -> sa.ColumnElement[bool]:
         account, user = self.schema.account, self.schema.user
         return sa.and_(~sa.exists().where(user.account_id == account.id),
+                       ~sa.exists().where(user.id == account.owner_id),
                        account.slug != self.settings.system_account)
+
+    def prepare(self, connection: Connection) -> list[str]:
+        account = self.schema.account
+        slug = self.settings.system_account
+        if connection.scalar(sa.select(sa.func.count()).where(account.slug == slug)):
+            return []
+        return [f"the system account {slug!r} (system_account in igny8ctl.toml) does not "
+                "exist: refusing to delete accounts, one of them could be the system account "
+                "under another slug"]
 
     def target_condition(self) -> sa.ColumnElement[bool]:
         if self.params.cascade:
