@@ -15,6 +15,7 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -346,12 +347,19 @@ def plan_undo(settings: Settings, run_id: str) -> UndoPlan:
 def apply_undo(settings: Settings, run_id: str, wait_seconds: float = 0) -> UndoResult:
     """Restore what ``run_id`` changed, in one journaled transaction, or refuse (exit 1)
     writing nothing."""
+    from igny8ctl.fixes.registry import REGISTRY as FIXES
     from igny8ctl.journal.runs import RunInfo
     from igny8ctl.journal.undo import UndoResult, undo
     from igny8ctl.journal.writer import Journal
 
     engine = create_engine(settings)
-    with job_lock(engine, "undo", wait_seconds), connect(engine) as connection:
+    with read_only(engine, settings) as connection:
+        job = _undoable(connection, run_id).job
+    with ExitStack() as locks:
+        locks.enter_context(job_lock(engine, "undo", wait_seconds))
+        if job in FIXES:  # a batched fix may still be committing batches of this run
+            locks.enter_context(job_lock(engine, f"fix:{job}", wait_seconds))
+        connection = locks.enter_context(connect(engine))
         dialect = dialect_of(connection)
         dialect.prepare_write(connection)
         with connection.begin(), database_errors(

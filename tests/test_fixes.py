@@ -343,6 +343,18 @@ def test_concurrent_run_is_refused(seed: Seeder, db_url: str, tenant: dict[str, 
     assert seed.scalar("SELECT count(*) FROM igny8_core_auth_user WHERE account_id IS NULL") == 1
 
 
+def test_undo_waits_for_a_fix_still_committing_batches_of_its_run(
+        seed: Seeder, db_url: str, tenant: dict[str, int], cli: Callable[..., Result]) -> None:
+    seed.user("orphan")
+    run_id = api.apply_fix(settings(db_url), "orphaned-users", CREATE).run_id
+    assert run_id is not None
+    before = data(seed)
+    with job_lock(create_engine(settings(db_url)), "fix:orphaned-users"):
+        result = cli("fix", "undo", run_id, "--apply", "--yes", "--database-url", db_url)
+    assert result.code == 4 and "holds the 'fix:orphaned-users' lock" in result.stderr
+    assert data(seed) == before
+
+
 def test_cli_preview_apply_and_refusal_without_terminal(
         seed: Seeder, db_url: str, tenant: dict[str, int], cli: Callable[..., Result]) -> None:
     seed.user("orphan")
