@@ -238,10 +238,15 @@ def _check_saved(connection: Connection, fix: Fix, plan: Plan) -> None:
     if not plan.targets:
         return
     stale = set(runner.changed_targets(connection, fix, plan, plan.targets))
+    qualifying = set(connection.scalars(sa.select(primary_key(fix.root)).where(
+        runner.planned_ids(fix, plan.targets), fix.target_condition())))
     still = set(connection.scalars(sa.select(primary_key(fix.root)).where(
         runner.planned_ids(fix, plan.targets), fix.target_condition(),
         fix.still_planned(plan))))
-    foreign = sorted(set(plan.targets) - still - stale)
+    # A target that still qualifies but whose planned write no longer fits (its slug taken
+    # since) changed since the plan; one that never qualified was never a target.
+    stale |= qualifying - still
+    foreign = sorted(set(plan.targets) - qualifying - stale)
     if foreign:
         raise ConfigError(f"plan: {len(foreign)} id(s) are not targets of {plan.fix} as "
                           f"planned (ids {', '.join(map(str, foreign[:10]))}); nothing was "

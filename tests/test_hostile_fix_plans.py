@@ -217,3 +217,17 @@ def test_only_a_regular_file_is_read_as_a_plan(command: tuple[str, str], kind: s
     assert result.code == 2, result
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and ("not a plan" in lines[0] or "is a directory" in lines[0]), lines
+
+
+def test_a_planned_slug_taken_since_is_a_change_not_a_usage_error(
+        saved: tuple[Document, Context], seed: Seeder, db_url: str, tmp_path: Path,
+        cli: Callable[..., Result]) -> None:
+    document, _ = saved
+    path = tmp_path / "orphans.plan.json"
+    path.write_text(json.dumps(document))
+    seed.account(document["accounts"][0]["slug"])  # the app, meanwhile
+    before = data(seed)
+    result = cli("fix", "apply", str(path), "--yes", "--database-url", db_url)
+    assert result.code == 1, result
+    assert "changed since it was made" in result.stderr and "make a new plan" in result.stderr
+    assert data(seed) == before
