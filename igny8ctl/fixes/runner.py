@@ -124,9 +124,11 @@ def execute(engine: Engine, connection: Connection, settings: Settings, fix: Fix
             skipped += sorted(left)
             journal = Journal(connection, run, step)
             journal.locked = {fix.root.name}
+            written: dict[str, sa.Table] = {}
             if qualifying:
                 for number, operation in enumerate(fix.operations(
                         planned_ids(fix, qualifying), restricted(plan, qualifying)), start=1):
+                    written[operation.table.name] = operation.table
                     with database_errors(
                             engine, during=f"fix {fix.name} step {number} "
                                            f"({operation.description})",
@@ -141,6 +143,11 @@ def execute(engine: Engine, connection: Connection, settings: Settings, fix: Fix
                                  statement_timeout_ms=settings.statement_timeout_ms):
                 journal.record_run("applied" if last else "partial")
                 journal.analyze()
+                if batches == 0 and not last:
+                    # The next batches are planned for the tables as this one left them
+                    # (a table never analyzed looks empty, and its probes turn into scans).
+                    for table in written.values():
+                        dialect.analyze(connection, table)
                 transaction.commit()
         except BaseException:
             if transaction.is_active:
