@@ -243,10 +243,16 @@ def _check_saved(connection: Connection, fix: Fix, plan: Plan) -> None:
     still = set(connection.scalars(sa.select(primary_key(fix.root)).where(
         runner.planned_ids(fix, plan.targets), fix.target_condition(),
         fix.still_planned(plan))))
-    # A target that still qualifies but whose planned write no longer fits (its slug taken
-    # since) changed since the plan; one that never qualified was never a target.
-    stale |= qualifying - still
-    foreign = sorted(set(plan.targets) - qualifying - stale)
+    # A target that still qualifies but whose planned account's slug was taken since
+    # changed since the plan; any other mismatch is an edited plan.
+    unfit = qualifying - still
+    slugs = {a.owner_id: a.slug for a in plan.accounts if a.owner_id in unfit}
+    if slugs:
+        account = fix.schema.account
+        taken = set(connection.scalars(sa.select(account.slug).where(
+            account.slug.in_(sorted(set(slugs.values()))))))
+        stale |= {user for user, slug in slugs.items() if slug in taken}
+    foreign = sorted(set(plan.targets) - still - stale)
     if foreign:
         raise ConfigError(f"plan: {len(foreign)} id(s) are not targets of {plan.fix} as "
                           f"planned (ids {', '.join(map(str, foreign[:10]))}); nothing was "

@@ -102,6 +102,8 @@ CASES: list[tuple[str, Callable[[Document, Context], None] | bytes, str]] = [
     ("digest that is not one", _set("targets.0.1", "zz"), "targets"),
     ("edited fingerprint", _set("fingerprint", "0" * 64), "fingerprint"),
     ("wrong target count", _set("target_count", 99), "target_count"),
+    ("target count as a float", _set("target_count", 2.0), "target_count"),
+    ("target count as a string", _set("target_count", "2"), "target_count"),
     ("another table", _set("table", "igny8_core_auth_account"), "repairs"),
     ("a target without its account", _drop_account, "exactly one account"),
     ("an account for a non-target", _account_for_stranger, "exactly one account"),

@@ -40,20 +40,20 @@ class _Account(_Closed):
 class _Change(_Closed):
     action: Annotated[str, Field(pattern="^(insert|update|delete)$")]
     table: Text
-    count: Annotated[int, Field(ge=0, le=BIGINT_MAX)]
+    count: Annotated[int, Field(ge=0, le=BIGINT_MAX, strict=True)]
     sample: Annotated[list[RowId], Field(max_length=100_000)]
     description: Text
 
 
 class _Body(_Closed):
-    schema_version: int
+    schema_version: Annotated[int, Field(strict=True)]
     tool: dict[str, Any]
     kind: str
     fix: Annotated[str, Field(max_length=100)]
     params: dict[str, Any]
     table: Text
     fingerprint: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-    target_count: Annotated[int, Field(ge=0, le=BIGINT_MAX)]
+    target_count: Annotated[int, Field(ge=0, le=BIGINT_MAX, strict=True)]
     targets: Annotated[list[tuple[RowId, Digest]], Field(max_length=50_000_000)]
     accounts: Annotated[list[_Account], Field(max_length=50_000_000)]
     joins: Annotated[list[tuple[RowId, RowId]], Field(max_length=50_000_000)]
