@@ -55,6 +55,23 @@ def test_bad_check_values(cli: Cli, demo: str, args: list[str], fragment: str) -
     one_line(cli("check", "--database-url", demo, *args), 2, fragment)
 
 
+SET_VALUES = [
+    ("text for a number", "credits=abc", "is not a value of"),
+    ("a float for an integer", "credits=1.5", "is not a value of"),
+    ("longer than the column", "status=" + "x" * 300, "the column holds"),
+    ("a column the fix sets", "owner_id=1", "sets owner_id itself"),
+    ("no such column", "nope=1", "no such column"),
+]
+
+
+@pytest.mark.parametrize("assignment, fragment", [c[1:] for c in SET_VALUES],
+                         ids=[c[0] for c in SET_VALUES])
+def test_set_values_are_checked_before_the_preview(cli: Cli, demo: str, assignment: str,
+                                                   fragment: str) -> None:
+    one_line(cli("fix", "orphaned-users", "--strategy", "create-account", "--set", assignment,
+                 "--database-url", demo), 2, fragment)
+
+
 def test_history_runs_must_be_positive(cli: Cli, demo: str) -> None:
     one_line(cli("check", "history", "--database-url", demo, "--runs", "0"), 2, "--runs")
 

@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from igny8ctl.dialects import dialect_of
@@ -112,7 +113,7 @@ class UserRepair(Fix):
             if column in own:
                 raise ConfigError(f"--set {column}: create-account sets {column} itself",
                                   key="--set")
-            values[column] = value
+            values[column] = _typed(connection, account.table.c[column], value)
         return values
 
     def _missing_account_columns(self) -> list[str]:
@@ -256,3 +257,25 @@ def free_slugs(connection: Connection, column: sa.Column[Any], wanted: list[tupl
             slugs[uid] = suffixed(bases[uid], tag, length)
         pending = clashing
     return slugs
+
+
+def _typed(connection: Connection, column: sa.Column[Any], value: str) -> Any:
+    """``value`` as the database would store it in ``column``, or a usage error now, not a
+    database error at apply time (the cast runs in a savepoint, so the snapshot survives)."""
+    length = getattr(column.type, "length", None)
+    if isinstance(column.type, sa.String) and length is not None and len(value) > length:
+        raise ConfigError(f"--set {column.name}: {len(value)} characters, the column holds "
+                          f"{length}", key="--set")
+    try:
+        # SQLite casts anything to a number (``'abc'`` → 0): numbers are parsed here first.
+        if isinstance(column.type, sa.Integer):
+            int(value)
+        elif isinstance(column.type, sa.Numeric | sa.Float):
+            float(value)
+        with connection.begin_nested():
+            return connection.scalar(sa.select(sa.cast(sa.literal(value, sa.Text()),
+                                                       column.type)))
+    except (ValueError, sa_exc.DBAPIError):
+        raise ConfigError(f"--set {column.name}: {value[:40]!r} is not a value of "
+                          f"{column.table.name}.{column.name} ({column.type})",
+                          key="--set") from None
