@@ -300,6 +300,7 @@ POLICY_ERRORS = [
     ({"orphaned-users": "create-acount"}, "repair.orphaned-users"),
     ({"orphaned-users": "assign"}, "repair.orphaned-users"),
     ({"orphaned-users": "create-account:not a slug"}, "repair.orphaned-users.plan"),
+    ({"orphaned-users": "create-account:"}, "repair.orphaned-users"),
     ({"cluster-counts": "yes"}, "repair.cluster-counts"),
     ({"empty-accounts": "delete:now"}, "repair.empty-accounts"),
 ]

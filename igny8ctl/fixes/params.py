@@ -217,7 +217,7 @@ def policy_params(fix: str, action: Any) -> FixParams | None:
     verb, _, argument = action.partition(":")
     raw: dict[str, Any] | None = None
     if PARAMS[fix] is UserRepairParams:
-        if verb == "create-account":
+        if verb == "create-account" and (argument or ":" not in action):
             raw = {"strategy": verb, "plan": argument or "free", "role": "owner"}
         elif verb == "assign" and argument:
             raw = {"strategy": verb, "account": argument}
