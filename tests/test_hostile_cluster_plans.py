@@ -17,6 +17,10 @@ from tests.fake_openai import FakeOpenAI
 from tests.seed import Seeder
 from tests.test_cluster import World, make_world
 
+#: A matrix of hostile cases, each on both databases: in the slow set (`pytest -m slow`),
+#: which CI runs beside the README's command.
+pytestmark = pytest.mark.slow
+
 Cli = Callable[..., Result]
 Plan = dict[str, Any]
 Edit = Callable[[Plan, World, Seeder], Any]

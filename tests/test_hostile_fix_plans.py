@@ -22,6 +22,10 @@ from tests.conftest import Result
 from tests.seed import Seeder
 from tests.test_fixes import CREATE, data
 
+#: A matrix of hostile cases, each on both databases: in the slow set (`pytest -m slow`),
+#: which CI runs beside the README's command.
+pytestmark = pytest.mark.slow
+
 Document = dict[str, Any]
 Context = dict[str, int]
 

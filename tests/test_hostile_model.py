@@ -23,6 +23,10 @@ from tests.fake_openai import FakeOpenAI, Reply, completion
 from tests.seed import Seeder
 from tests.test_cluster import World, make_world
 
+#: A matrix of hostile cases, each on both databases: in the slow set (`pytest -m slow`),
+#: which CI runs beside the README's command.
+pytestmark = pytest.mark.slow
+
 Cli = Callable[..., Result]
 RAW_CONTROL = ("\x1b", "\x07", "\x9b")
 
