@@ -21,6 +21,10 @@ from tests.conftest import Result
 from tests.migrate_support import USER
 from tests.seed import Seeder
 
+#: A matrix of hostile names, each migrated on both databases: in the slow set
+#: (`pytest -m slow`), which CI runs beside the README's command.
+pytestmark = pytest.mark.slow
+
 Cli = Callable[..., Result]
 KEYWORD = "planner_keywords"
 
