@@ -231,6 +231,7 @@ def _check_saved(connection: Connection, fix: Fix, plan: Plan) -> None:
     """A plan file's ids against the database, before anything is written."""
     from igny8ctl.fixes import runner
     from igny8ctl.journal.tables import primary_key
+    from igny8ctl.render.text import listing
 
     if plan.table != fix.root.name:
         raise ConfigError(f"plan: {plan.fix} repairs {fix.root.name}, not {plan.table[:80]}",
@@ -238,11 +239,11 @@ def _check_saved(connection: Connection, fix: Fix, plan: Plan) -> None:
     if not plan.targets:
         return
     stale = set(runner.changed_targets(connection, fix, plan, plan.targets))
-    qualifying = set(connection.scalars(sa.select(primary_key(fix.root)).where(
-        runner.planned_ids(fix, plan.targets), fix.target_condition())))
-    still = set(connection.scalars(sa.select(primary_key(fix.root)).where(
-        runner.planned_ids(fix, plan.targets), fix.target_condition(),
-        fix.still_planned(plan))))
+    rows = connection.execute(sa.select(
+        primary_key(fix.root), sa.case((fix.still_planned(plan), True), else_=False)
+    ).where(runner.planned_ids(fix, plan.targets), fix.target_condition())).all()
+    qualifying = {int(row[0]) for row in rows}
+    still = {int(row[0]) for row in rows if row[1]}
     # A target that still qualifies but whose planned account's slug was taken since
     # changed since the plan; any other mismatch is an edited plan.
     unfit = qualifying - still
@@ -255,14 +256,9 @@ def _check_saved(connection: Connection, fix: Fix, plan: Plan) -> None:
     foreign = sorted(set(plan.targets) - still - stale)
     if foreign:
         raise ConfigError(f"plan: {len(foreign)} id(s) are not targets of {plan.fix} as "
-                          f"planned (ids {', '.join(map(str, foreign[:10]))}); nothing was "
-                          "written", key="PLAN")
+                          f"planned (ids {listing(foreign)}); nothing was written", key="PLAN")
     if stale:
-        ordered = sorted(stale)
-        raise Refused(f"plan refused: {len(ordered)} target(s) of {fix.root.name} changed "
-                      f"since it was made (ids {', '.join(map(str, ordered[:10]))}"
-                      f"{' +' + str(len(ordered) - 10) + ' more' if len(ordered) > 10 else ''}"
-                      "); nothing was written, make a new plan", rows={fix.root.name: ordered})
+        raise runner.stale_refusal(fix, sorted(stale))
 
 
 def _recheck(connection: Connection, settings: Settings, fix: Fix) -> dict[str, int]:
@@ -297,6 +293,7 @@ def replan_saved(settings: Settings, saved: Plan) -> Plan:
     file's own description of its changes.
     """
     from igny8ctl.fixes import runner
+    from igny8ctl.render.text import listing
 
     engine = create_engine(settings)
     with read_only(engine, settings) as connection, database_errors(
@@ -310,8 +307,8 @@ def replan_saved(settings: Settings, saved: Plan) -> Plan:
     if differing:
         raise Refused(
             f"plan refused: the accounts it would create or join for {len(differing)} user(s) "
-            f"are not the ones {saved.fix} would make now (ids "
-            f"{', '.join(map(str, differing[:10]))}); nothing was written, make a new plan",
+            f"are not the ones {saved.fix} would make now (ids {listing(differing)}); "
+            "nothing was written, make a new plan",
             rows={fix.root.name: differing})
     return fresh
 

@@ -25,6 +25,7 @@ from igny8ctl.journal.runs import RunInfo
 from igny8ctl.journal.tables import primary_key
 from igny8ctl.journal.writer import Journal
 from igny8ctl.plans import fingerprint
+from igny8ctl.render.text import listing
 
 
 def plan(connection: Connection, fix: Fix, sample_limit: int,
@@ -107,12 +108,8 @@ def execute(engine: Engine, connection: Connection, settings: Settings, fix: Fix
                         of=fix.root)).all()
                     stale = changed_targets(connection, fix, plan, chunk)
                     if stale:
-                        raise Refused(
-                            f"plan refused: {len(stale)} target(s) of {fix.root.name} changed "
-                            f"since it was made (ids {_listed(stale)}); make a new plan"
-                            + (f" ({batches} batches of run {run.run_id} were committed)"
-                               if batches else ""),
-                            rows={fix.root.name: stale})
+                        raise stale_refusal(fix, stale, f"{batches} batches of run "
+                                            f"{run.run_id} were committed" if batches else "")
                 # Locking re-evaluates the condition on the newest version of a row another
                 # transaction changed meanwhile (READ COMMITTED): what no longer qualifies is
                 # neither locked nor written.
@@ -167,9 +164,12 @@ def restricted(plan: Plan, ids: Sequence[int]) -> Plan:
         joins=tuple(j for j in plan.joins if j[0] in kept))
 
 
-def _listed(ids: Sequence[int], limit: int = 10) -> str:
-    shown = ", ".join(map(str, ids[:limit]))
-    return shown + (f" +{len(ids) - limit} more" if len(ids) > limit else "")
+def stale_refusal(fix: Fix, ids: Sequence[int], committed: str = "") -> Refused:
+    """Targets of a saved plan that changed since it was made: refused, exit 1."""
+    ordered = sorted(ids)
+    return Refused(f"plan refused: {len(ordered)} target(s) of {fix.root.name} changed since "
+                   f"it was made (ids {listing(ordered)}); {committed or 'nothing was written'}"
+                   ", make a new plan", rows={fix.root.name: ordered})
 
 
 def plan_body(plan: Plan) -> dict[str, Any]:

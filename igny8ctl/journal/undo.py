@@ -25,9 +25,7 @@ from igny8ctl.errors import Igny8Error, Refused
 from igny8ctl.journal.runs import RunSummary
 from igny8ctl.journal.tables import DELETE, INSERT, UPDATE, journal_tables, primary_key
 from igny8ctl.journal.writer import Journal
-
-#: Ids named per table in the one-line refusal; ``--format json`` carries them all.
-SHOWN_IDS = 10
+from igny8ctl.render.text import listing
 
 
 @dataclass(frozen=True)
@@ -280,9 +278,7 @@ def refusal_error(run_id: str, found: Sequence[UndoRefusal]) -> Refused:
     parts = []
     rows: dict[str, list[int]] = {}
     for refusal in found:
-        shown = ", ".join(map(str, refusal.ids[:SHOWN_IDS]))
-        more = f" +{len(refusal.ids) - SHOWN_IDS} more" if len(refusal.ids) > SHOWN_IDS else ""
-        parts.append(f"{refusal.table} {shown}{more} ({refusal.reason})")
+        parts.append(f"{refusal.table} {listing(refusal.ids)} ({refusal.reason})")
         rows.setdefault(refusal.table, []).extend(refusal.ids)
     return Refused(f"run {run_id} cannot be undone, nothing was written: " + "; ".join(parts),
                    rows={table: sorted(set(ids)) for table, ids in rows.items()},
