@@ -104,6 +104,10 @@ class Dialect(ABC):
         """A digest of the whole row (for "changed since": the row itself is not kept)."""
 
     @abstractmethod
+    def among(self, column: sa.ColumnElement[Any], ids: Sequence[int]) -> sa.ColumnElement[bool]:
+        """``column`` is one of ``ids``, given as one bound value whatever their number."""
+
+    @abstractmethod
     def json_rows(self, document: str,
                   columns: Sequence[tuple[str, sa.types.TypeEngine[Any]]]) -> sa.Subquery:
         """Rows passed as one JSON parameter (a list of objects), as a typed subquery:

@@ -74,6 +74,16 @@ class PostgreSQL(Dialect):
         assert isinstance(table, NamedFromClause), table
         return sa.func.md5(sa.cast(sa.literal_column(self.quote(table.name)), sa.Text))
 
+    def among(self, column: sa.ColumnElement[Any], ids: Sequence[int]) -> sa.ColumnElement[bool]:
+        """``= ANY(bigint[])``: an index scan visits the rows in key order, so an update
+        writes heap pages and index entries in order (a hashed id set visits them at
+        random, which made the fix's update take twice as long)."""
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        array = sa.cast(sa.literal("{" + ",".join(str(int(i)) for i in ids) + "}", sa.Text),
+                        ARRAY(sa.BigInteger()))
+        return column == sa.func.any(array)
+
     def json_rows(self, document: str,
                   columns: Sequence[tuple[str, sa.types.TypeEngine[Any]]]) -> sa.Subquery:
         from sqlalchemy.dialects.postgresql import JSON

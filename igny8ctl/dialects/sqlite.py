@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -100,6 +101,11 @@ class SQLite(Dialect):
         digest: sa.ColumnElement[str] = getattr(sa.func, DIGEST_FUNCTION)(
             self.row_image(table), type_=sa.String)
         return digest
+
+    def among(self, column: sa.ColumnElement[Any], ids: Sequence[int]) -> sa.ColumnElement[bool]:
+        planned = self.json_rows(json.dumps([{"id": int(i)} for i in ids]),
+                                 [("id", sa.BigInteger())])
+        return column.in_(sa.select(planned.c.id))
 
     def json_rows(self, document: str,
                   columns: Sequence[tuple[str, sa.types.TypeEngine[Any]]]) -> sa.Subquery:

@@ -8,7 +8,6 @@ reported, never modified, and rows the app adds are never seen.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -58,9 +57,7 @@ def target_fingerprint(targets: Sequence[int], digests: Sequence[str]) -> str:
 
 
 def planned_ids(fix: Fix, ids: Sequence[int]) -> sa.ColumnElement[bool]:
-    planned = fix.schema.dialect.json_rows(json.dumps([{"id": i} for i in ids]),
-                                           [("id", sa.BigInteger())])
-    return primary_key(fix.root).in_(sa.select(planned.c.id))
+    return fix.schema.dialect.among(primary_key(fix.root), ids)
 
 
 def changed_targets(connection: Connection, fix: Fix, plan: Plan,
