@@ -163,9 +163,14 @@ class Fix(ABC):
         """The target's columns a plan depends on: a change to any makes a saved plan stale."""
         return list(self.root.c)
 
-    def bind(self, connection: Connection, targets: sa.ColumnElement[bool]
+    def details(self) -> list[sa.ColumnElement[Any]]:
+        """Values of each target that ``bind`` needs, read in the same pass as the targets."""
+        return []
+
+    def bind(self, connection: Connection, rows: Sequence[Sequence[Any]]
              ) -> tuple[tuple[NewAccount, ...], tuple[tuple[int, int], ...]]:
-        """What the write needs beyond the ids (accounts to create, accounts to join)."""
+        """What the write needs beyond the ids (accounts to create, accounts to join), from
+        the targets' rows: id, digest, then ``details``."""
         return (), ()
 
     def still_planned(self, plan: Plan) -> sa.ColumnElement[bool]:

@@ -37,11 +37,12 @@ def plan(connection: Connection, fix: Fix, sample_limit: int,
         condition = sa.and_(condition, planned_ids(fix, only))
     key = primary_key(fix.root)
     rows = connection.execute(
-        sa.select(key, fix.schema.dialect.digest(fix.watched())).where(condition).order_by(key)
+        sa.select(key, fix.schema.dialect.digest(fix.watched()), *fix.details())
+        .where(condition).order_by(key)
     ).all()
     targets = tuple(int(row[0]) for row in rows)
     digests = tuple(str(row[1]) for row in rows)
-    accounts, joins = fix.bind(connection, condition) if targets and not blockers else ((), ())
+    accounts, joins = fix.bind(connection, rows) if targets and not blockers else ((), ())
     bound = Plan(fix.name, fix.params, fix.root.name, targets, digests,
                  target_fingerprint(targets, digests), (), accounts, joins,
                  blockers, tuple(fix.notes(connection)), sample_limit)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -135,12 +136,11 @@ class UserRepair(Fix):
         return (sa.select(sa.func.min(account.id)).where(account.owner_id == user.id)
                 .correlate_except(account.table).scalar_subquery())
 
-    def bind(self, connection: Connection, targets: sa.ColumnElement[bool]
-             ) -> tuple[tuple[NewAccount, ...], tuple[tuple[int, int], ...]]:
-        """The accounts to create, with slugs free now and unique among themselves, and the
-        accounts that orphans owning one will join."""
+    def details(self) -> list[sa.ColumnElement[Any]]:
+        """create-account's name and base slug for each target, and the account it owns
+        already (which it joins instead)."""
         if self.params.strategy is not Strategy.CREATE_ACCOUNT:
-            return (), ()
+            return []
         user, account = self.schema.user, self.schema.account
         slug_length = getattr(account.slug.type, "length", None) or 50
         name_length = getattr(account.name.type, "length", None) or 150
@@ -151,14 +151,19 @@ class UserRepair(Fix):
             sa.func.nullif(self.schema.dialect.slugify_sql(user.email, slug_length), ""),
             "user",
         )
-        owned = self._owned()
-        rows = connection.execute(
-            sa.select(user.id, sa.func.substr(name, 1, name_length), base, owned)
-            .where(targets).order_by(user.id)).all()
-        joins = tuple((int(r[0]), int(r[3])) for r in rows if r[3] is not None)
-        wanted = [(int(r[0]), str(r[1]), str(r[2])) for r in rows if r[3] is None]
+        return [sa.func.substr(name, 1, name_length), base, self._owned()]
+
+    def bind(self, connection: Connection, rows: Sequence[Sequence[Any]]
+             ) -> tuple[tuple[NewAccount, ...], tuple[tuple[int, int], ...]]:
+        """The accounts to create, with slugs free now and unique among themselves, and the
+        accounts that orphans owning one will join."""
+        if self.params.strategy is not Strategy.CREATE_ACCOUNT:
+            return (), ()
+        account = self.schema.account
+        joins = tuple((int(r[0]), int(r[4])) for r in rows if r[4] is not None)
+        wanted = [(r[0], r[2], r[3]) for r in rows if r[4] is None]
         slugs = free_slugs(connection, account.slug, [(i, b) for i, _, b in wanted],
-                           slug_length)
+                           getattr(account.slug.type, "length", None) or 50)
         return tuple(NewAccount(i, slugs[i], n) for i, n, _ in wanted), joins
 
     def changes(self, connection: Connection, targets: sa.ColumnElement[bool],
@@ -166,12 +171,12 @@ class UserRepair(Fix):
         """create-account's plan already holds each account and user it writes."""
         if self.params.strategy is not Strategy.CREATE_ACCOUNT:
             return super().changes(connection, targets, plan)
-        create, attach = self.operations(targets, plan)
         limit = plan.sample_limit
         owners = tuple(a.owner_id for a in plan.accounts)
-        return (Change(INSERT, create.table.name, len(owners), owners[:limit], create.description),
-                Change(UPDATE, attach.table.name, len(plan.targets), plan.targets[:limit],
-                       attach.description))
+        return (Change(INSERT, self.schema.account.table.name, len(owners), owners[:limit],
+                       CREATE_DESCRIPTION),
+                Change(UPDATE, self.root.name, len(plan.targets), plan.targets[:limit],
+                       self._attach_description()))
 
     def still_planned(self, plan: Plan) -> sa.ColumnElement[bool]:
         """A planned creation still needs the user to own no account and its slug free; a
@@ -200,11 +205,9 @@ class UserRepair(Fix):
     def _create_accounts(self, targets: sa.ColumnElement[bool], plan: Plan) -> list[Operation]:
         user, account = self.schema.user, self.schema.account
         constants = self._constants
-        role = self.params.role.value if self.params.role else None
         values: dict[str, Any] = {user.account_id.name: self._owned()}
-        if role:
-            values[user.role.name] = role
-        attach = "attach each user to the account they own" + (f", role {role}" if role else "")
+        if self.params.role:
+            values[user.role.name] = self.params.role.value
         planned = self.schema.dialect.json_rows(
             json.dumps([{"owner": a.owner_id, "name": a.name, "slug": a.slug}
                         for a in plan.accounts]),
@@ -215,12 +218,21 @@ class UserRepair(Fix):
               for column, value in constants.items()),
         )
         return [
-            Operation(INSERT, account.table, "create one account per user (sample: owner ids)",
+            Operation(INSERT, account.table, CREATE_DESCRIPTION,
                       columns=[account.owner_id.name, account.name.name, account.slug.name,
                                *constants],
                       source=source),
-            Operation(UPDATE, user.table, attach, where=targets, values=values),
+            Operation(UPDATE, user.table, self._attach_description(), where=targets,
+                      values=values),
         ]
+
+
+    def _attach_description(self) -> str:
+        role = self.params.role.value if self.params.role else None
+        return "attach each user to the account they own" + (f", role {role}" if role else "")
+
+
+CREATE_DESCRIPTION = "create one account per user (sample: owner ids)"
 
 
 def suffixed(base: str, tag: str, length: int) -> str:
