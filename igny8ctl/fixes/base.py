@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -34,9 +34,9 @@ class Change:
     description: str
 
 
-@dataclass(frozen=True)
-class NewAccount:
-    """An account create-account will insert: for ``owner_id``, with this slug and name."""
+class NewAccount(NamedTuple):
+    """An account create-account will insert: for ``owner_id``, with this slug and name
+    (a tuple: a plan holds one per orphan, and a frozen dataclass costs 1 µs each)."""
 
     owner_id: int
     slug: str

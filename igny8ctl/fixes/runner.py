@@ -111,10 +111,10 @@ def execute(engine: Engine, connection: Connection, settings: Settings, fix: Fix
                 # Locking re-evaluates the condition on the newest version of a row another
                 # transaction changed meanwhile (READ COMMITTED): what no longer qualifies is
                 # neither locked nor written.
-                qualifying = list(connection.scalars(dialect.lock_rows(
+                qualifying = connection.scalars(dialect.lock_rows(
                     sa.select(key).where(planned_ids(fix, chunk), fix.target_condition(),
                                          fix.still_planned(plan)).order_by(key),
-                    of=fix.root)))
+                    of=fix.root)).all()
             left = set(chunk) - set(qualifying)
             skipped += sorted(left)
             journal = Journal(connection, run, step)
