@@ -495,13 +495,12 @@ def apply_clusters(settings: Settings, proposal: ClusterProposal, wait_seconds: 
 
 
 def load_cluster_plan(settings: Settings, path: Path) -> ClusterProposal:
-    """A saved plan, valid in shape and checked against the database (read-only)."""
+    """A saved plan, valid in shape and checked against the database (read-only), with
+    what it shows (volumes, samples, existing clusters) read from the database."""
     from igny8ctl.cluster.plan import load_plan
     from igny8ctl.cluster.writer import check_plan
 
-    proposal = load_plan(path)
-    check_plan(settings, proposal)
-    return proposal
+    return check_plan(settings, load_plan(path))
 
 
 def cluster_plan_text(proposal: ClusterProposal) -> str:

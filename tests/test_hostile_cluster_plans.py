@@ -178,3 +178,29 @@ def test_plans_that_are_not_json(cli: Cli, tmp_path: Path, sqlite_url: str,
     result = cli("cluster", "apply", str(path), "--yes", "--database-url", sqlite_url)
     assert result.code == 2 and "is not a plan" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_plan_shows_volumes_and_samples_from_the_database(
+        cli: Cli, world: World, tmp_path: Path) -> None:
+    """A file's own figures are never shown: what a cluster holds is read again."""
+    path = tmp_path / "plan.json"
+    saved = world.run(cli, "run", "--tenant", "acme", "--save-plan", str(path),
+                      "--format", "json")
+    assert saved.code == 0, saved.stderr
+    honest = json.loads(saved.stdout)
+    plan = json.loads(path.read_text())
+    first(plan)["volume"] = 999_999_999
+    first(plan)["sample"] = ["a keyword that is not there"]
+    first(plan)["existing_id"] = None
+    path.write_text(json.dumps(plan))
+    result = world.run(cli, "apply", str(path), "--yes", "--format", "json")
+    assert result.code == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert "999999999" not in result.stdout and "not there" not in result.stdout
+    assert _clusters(shown) == _clusters(honest)
+
+
+def _clusters(document: dict[str, Any]) -> list[tuple[Any, ...]]:
+    sites = (document.get("proposal") or document)["sites"]
+    return [(c["name"], c["volume"], tuple(c["sample"]), c["existing_id"])
+            for s in sites for c in s["clusters"]]

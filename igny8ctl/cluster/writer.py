@@ -8,8 +8,10 @@ must be unchanged since they were read (their fingerprint), or it refuses.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -17,6 +19,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from igny8ctl.checks.clusters_counts import recounted
+from igny8ctl.cluster.naming import SAMPLE
 from igny8ctl.cluster.selection import CHUNK, chunks, current_fingerprint
 from igny8ctl.cluster.types import ClusterApplied, ClusterProposal, SiteApplied, SiteProposal
 from igny8ctl.config import Settings
@@ -73,8 +76,13 @@ def apply(settings: Settings, proposal: ClusterProposal, wait_seconds: float = 0
     return ClusterApplied(run.run_id, tuple(applied), time.perf_counter() - started)
 
 
-def check_plan(settings: Settings, proposal: ClusterProposal) -> None:
-    """What ``apply`` checks before writing, read-only: for a plan, before it is shown."""
+def check_plan(settings: Settings, proposal: ClusterProposal) -> ClusterProposal:
+    """What ``apply`` checks before writing, read-only: for a plan, before it is shown.
+
+    Returns the plan as it stands in the database: each cluster's volume, sample and
+    existing cluster are computed again from its keyword ids, so a preview never shows a
+    file's own figures (the writes recompute them too).
+    """
     database = create_engine(settings)
     with read_only(database, settings) as connection:
         schema = reflect(connection, settings)
@@ -83,6 +91,39 @@ def check_plan(settings: Settings, proposal: ClusterProposal) -> None:
             check_ownership(connection, schema, proposal.tenant, site)
         for site in proposal.sites:
             _verify(connection, schema, proposal.tenant, site, (), "")
+        return replace(proposal, sites=tuple(
+            _as_stored(connection, schema, proposal.tenant, site) for site in proposal.sites))
+
+
+def _as_stored(connection: Connection, schema: Igny8Schema, tenant: Tenant,
+               site: SiteProposal) -> SiteProposal:
+    """``site`` with each cluster's volume, top keywords and existing id read from the
+    database, in one pass over its keywords."""
+    keyword = schema.keyword
+    members = dialect_of(connection).json_rows(
+        json.dumps([{"id": k, "cluster": number} for number, c in enumerate(site.clusters)
+                    for k in c.keyword_ids]),
+        [("id", sa.BigInteger()), ("cluster", sa.Integer())])
+    mine = sa.and_(keyword.id == members.c.id, keyword.account_id == tenant.id,
+                   keyword.site_id == site.site_id)
+    volumes = {int(number): int(volume or 0) for number, volume in connection.execute(
+        sa.select(members.c.cluster, sa.func.sum(keyword.volume)).where(mine)
+        .group_by(members.c.cluster))}
+    rank = sa.func.row_number().over(partition_by=members.c.cluster, order_by=(
+        keyword.volume.desc(), keyword.keyword, keyword.id))
+    ranked = sa.select(members.c.cluster, keyword.keyword.label("text"),
+                       rank.label("rank")).where(mine).subquery()
+    samples: dict[int, list[str]] = {}
+    for number, text in connection.execute(
+            sa.select(ranked.c.cluster, ranked.c.text).where(ranked.c.rank <= SAMPLE)
+            .order_by(ranked.c.cluster, ranked.c.rank)):
+        samples.setdefault(int(number), []).append(str(text))
+    existing = _cluster_ids(connection, schema, tenant, site.site_id,
+                            [c.name for c in site.clusters])
+    return replace(site, clusters=tuple(
+        replace(c, volume=volumes.get(number, 0), sample=tuple(samples.get(number, ())),
+                existing_id=existing.get(c.name))
+        for number, c in enumerate(site.clusters)))
 
 
 def check_ownership(connection: Connection, schema: Igny8Schema, tenant: Tenant,
