@@ -55,6 +55,24 @@ def test_bad_check_values(cli: Cli, demo: str, args: list[str], fragment: str) -
     one_line(cli("check", "--database-url", demo, *args), 2, fragment)
 
 
+RUN_IDS = [
+    ("100,000 characters", "x" * 100_000, "is not a run id"),
+    ("one past the column", "2" * 41, "is not a run id"),
+    ("escapes", "\x1b]0;owned\x07", "no run '\\x1b]0;owned\\x07'"),
+    ("unknown", "20261203T000000-000000", "no run '20261203T000000-000000'"),
+]
+
+
+@pytest.mark.parametrize("run_id, fragment", [c[1:] for c in RUN_IDS],
+                         ids=[c[0] for c in RUN_IDS])
+def test_bad_run_ids(cli: Cli, demo: str, run_id: str, fragment: str) -> None:
+    """A run id is echoed at most 24 characters long, escaped; nothing is written."""
+    for args in (["fix", "undo", run_id], ["fix", "undo", run_id, "--apply", "--yes"]):
+        result = cli(*args, "--database-url", demo)
+        one_line(result, 2, fragment)
+        assert len(result.stderr) < 300
+
+
 SET_VALUES = [
     ("text for a number", "credits=abc", "is not a value of"),
     ("a float for an integer", "credits=1.5", "is not a value of"),

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from igny8ctl.dialects import dialect_of
 from igny8ctl.errors import ConfigError
-from igny8ctl.journal.tables import RUNS_TABLE, journal_tables
+from igny8ctl.journal.tables import RUN_ID_LENGTH, RUNS_TABLE, journal_tables
 from igny8ctl.redact import MASK, mask_url, redact
 from igny8ctl.tool_tables import new_run_id
 
@@ -105,6 +105,9 @@ def list_runs(connection: Connection, limit: int = 50,
 
 
 def get_run(connection: Connection, run_id: str) -> RunSummary:
+    if len(run_id) > RUN_ID_LENGTH:
+        raise ConfigError(f"{run_id[:24]!r}… is not a run id: run ids have at most "
+                          f"{RUN_ID_LENGTH} characters (see igny8ctl fix history)", key="RUN_ID")
     runs, _ = journal_tables(dialect_of(connection))
     row = None
     if sa.inspect(connection).has_table(RUNS_TABLE):

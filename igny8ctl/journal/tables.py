@@ -22,6 +22,8 @@ from igny8ctl.tool_tables import ensure_tables
 
 JOURNAL_TABLE = "igny8ctl_journal"
 RUNS_TABLE = "igny8ctl_runs"
+#: No run id is longer (``tool_tables.new_run_id`` makes 22 characters).
+RUN_ID_LENGTH = 40
 
 INSERT, UPDATE, DELETE = "insert", "update", "delete"
 DIGEST = "digest"
@@ -37,7 +39,7 @@ def journal_tables(dialect: Dialect) -> tuple[sa.Table, sa.Table]:
     image = dialect.image_type()
     runs = sa.Table(
         RUNS_TABLE, metadata,
-        sa.Column("run_id", sa.String(40), primary_key=True),
+        sa.Column("run_id", sa.String(RUN_ID_LENGTH), primary_key=True),
         sa.Column("job", sa.String(80), nullable=False),
         sa.Column("params", sa.Text, nullable=False),
         sa.Column("status", sa.String(20), nullable=False),
@@ -48,14 +50,14 @@ def journal_tables(dialect: Dialect) -> tuple[sa.Table, sa.Table]:
         sa.Column("operator", sa.String(150), nullable=False),
         sa.Column("host", sa.String(255), nullable=False),
         sa.Column("command", sa.Text, nullable=False),
-        sa.Column("undoes", sa.String(40)),
-        sa.Column("undone_by", sa.String(40)),
+        sa.Column("undoes", sa.String(RUN_ID_LENGTH)),
+        sa.Column("undone_by", sa.String(RUN_ID_LENGTH)),
     )
     # A statement touches a row once, so (run, step, row) identifies an entry: one index
     # serves as key and as the path undo takes, and each imaged row costs one btree insert.
     journal = sa.Table(
         JOURNAL_TABLE, metadata,
-        sa.Column("run_id", sa.String(40), primary_key=True),
+        sa.Column("run_id", sa.String(RUN_ID_LENGTH), primary_key=True),
         sa.Column("step", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("row_id", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("action", sa.String(10), nullable=False),
