@@ -40,8 +40,9 @@ def plan(connection: Connection, fix: Fix, sample_limit: int,
         sa.select(key, fix.schema.dialect.digest(fix.watched()), *fix.details())
         .where(condition).order_by(key)
     ).all()
-    targets = tuple(int(row[0]) for row in rows)
-    digests = tuple(str(row[1]) for row in rows)
+    ids, values = list(zip(*rows, strict=True))[:2] if rows else ((), ())
+    targets = tuple(map(int, ids))
+    digests = tuple(map(str, values))
     accounts, joins = fix.bind(connection, rows) if targets and not blockers else ((), ())
     bound = Plan(fix.name, fix.params, fix.root.name, targets, digests,
                  target_fingerprint(targets, digests), (), accounts, joins,
@@ -154,6 +155,8 @@ def execute(engine: Engine, connection: Connection, settings: Settings, fix: Fix
 
 def restricted(plan: Plan, ids: Sequence[int]) -> Plan:
     """``plan`` for the targets among ``ids`` only (those that still qualify)."""
+    if len(ids) == len(plan.targets):
+        return plan
     kept = set(ids)
     return replace(
         plan, targets=tuple(i for i in plan.targets if i in kept),
