@@ -458,6 +458,11 @@ def repair(
                if (params := repair_params(fix, policy[fix])) is not None]
     engine = create_engine(settings)
     with job_lock(engine, "repair"):
+        with read_only(engine, settings) as connection, database_errors(
+                engine, during="repair: resolving the policy",
+                statement_timeout_ms=settings.statement_timeout_ms):
+            for fix, _, params in planned:
+                _make_fix(fix, connection, settings, params).resolve(connection)
         before = run_checks(settings, sample_limit=5, fail_on=fail_on)
         found = {f.check: f.count for r in before.results for f in r.findings
                  if f.count and f.severity is not Severity.INFO}

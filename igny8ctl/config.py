@@ -130,6 +130,17 @@ def _strings(value: Any, key: str) -> dict[str, str]:
     return {name: _text(255)(item, f"{key}.{name}") for name, item in document.items()}
 
 
+def _repair_policy(value: Any, key: str) -> dict[str, str]:
+    """Every action parsed when the file is read, in every profile: a misspelt action is
+    a usage error of any command, not a surprise at 3 a.m. when cron first needs it."""
+    from igny8ctl.fixes.params import policy_params
+
+    policy = _strings(value, key)
+    for fix, action in policy.items():
+        policy_params(fix, action, key=f"{key}.{fix}")
+    return policy
+
+
 def _migrate(value: Any, key: str) -> dict[str, Any]:
     document = _table(value, key)
     unknown = sorted(set(document) - {"tenant_keys_exclude"})
@@ -155,7 +166,7 @@ _SPEC: dict[str, Validator] = {
     "system_account": _text(50),
     "tables": _names(TABLES, "table"),
     "columns": _columns,
-    "repair": _strings,
+    "repair": _repair_policy,
     "migrate": _migrate,
 }
 

@@ -353,6 +353,23 @@ def test_a_misspelt_repair_policy_is_a_usage_error_naming_it(
     assert error.value.key == key
 
 
+@pytest.mark.parametrize("policy, key", [
+    ({"orphaned-users": "assign:nosuch"}, "--account"),
+    ({"dangling-accounts": "create-account:nosuch"}, "--plan"),
+])
+def test_a_policy_naming_what_does_not_exist_fails_with_nothing_to_repair(
+        policy: dict[str, str], key: str, seed: Seeder, db_url: str,
+        tenant: dict[str, int]) -> None:
+    """Found when cron first runs it, not the night there is finally something to repair."""
+    from igny8ctl.errors import ConfigError
+
+    before = data(seed)
+    with pytest.raises(ConfigError) as error:
+        api.repair(Settings(database_url=db_url, repair_policy=policy))
+    assert error.value.key == key
+    assert data(seed) == before
+
+
 @pytest.mark.parametrize("params, key", [
     ({"strategy": "create-account", "rol": "owner"}, "rol"),
     ({"strategy": "create-account", "role": "boss"}, "role"),

@@ -188,6 +188,11 @@ class Fix(ABC):
         """Tables the fix writes: the re-check after apply runs every check that reads one."""
         return {self.root.name}
 
+    def resolve(self, connection: Connection) -> None:
+        """Look up what the parameters name (an account, a plan, a value for a column): a
+        usage error if any does not exist, whether or not there is anything to repair."""
+        return None
+
     def prepare(self, connection: Connection) -> list[str]:
         """Look up what the operations need; return reasons the fix cannot apply as asked."""
         return []

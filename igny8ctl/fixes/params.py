@@ -204,9 +204,10 @@ def parse_params(fix: str, raw: Mapping[str, Any] | FixParams, prefix: str = "")
     return kind.parse(raw, prefix)
 
 
-def policy_params(fix: str, action: Any) -> FixParams | None:
-    """A ``[repair]`` entry parsed into the fix's parameters; None when it says ``off``."""
-    key = f"repair.{fix}"
+def policy_params(fix: str, action: Any, key: str | None = None) -> FixParams | None:
+    """A ``[repair]`` entry parsed into the fix's parameters; None when it says ``off``.
+    ``key`` names the entry in errors (``profiles.nightly.repair.orphaned-users``)."""
+    key = key or f"repair.{fix}"
     if fix not in PARAMS:
         raise ConfigError(f"repair policy names unknown fix {fix!r} (fixes: "
                           f"{', '.join(PARAMS)})", key=key)

@@ -64,13 +64,17 @@ class UserRepair(Fix):
                               where=targets, values=values)]
         return cascade_delete(self.schema, self.root, targets)
 
-    def prepare(self, connection: Connection) -> list[str]:
+    def resolve(self, connection: Connection) -> None:
         if self.params.strategy is Strategy.CREATE_ACCOUNT:
             self._constants = self._account_values(connection)
-            return self._missing_account_columns()
-        if self.params.strategy is Strategy.ASSIGN:
+        elif self.params.strategy is Strategy.ASSIGN:
             self._account = self._account_id(connection)
-        elif not self.params.cascade:
+
+    def prepare(self, connection: Connection) -> list[str]:
+        self.resolve(connection)
+        if self.params.strategy is Strategy.CREATE_ACCOUNT:
+            return self._missing_account_columns()
+        if self.params.strategy is Strategy.DELETE and not self.params.cascade:
             refs = referencing_rows(connection, self.schema, self.root, self.target_condition())
             if refs:
                 listed = ", ".join(f"{where} ({rows} rows)" for where, rows in refs)
