@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from igny8ctl.checks import REGISTRY, Check, Severity
-from igny8ctl.checks.base import CheckContext, run_check
+from igny8ctl.checks.base import CheckContext, CheckResult, run_check
 from igny8ctl.config import Settings
 from igny8ctl.db import (
     Igny8Schema,
@@ -126,7 +126,8 @@ def run_checks(
         scope = _find_tenants(connection, schema, tenants) if tenants else ()
         context = CheckContext(connection, schema, settings, sample_limit,
                                tuple(t.id for t in scope) if tenants else None)
-        outcome_results = tuple(run_check(check, context) for check in checks)
+        outcome_results = tuple(_run_check(engine, settings, check, context)
+                                for check in checks)
     if accepted is not None:
         outcome_results = trim_samples(apply_baseline(outcome_results, accepted), shown)
     return CheckReport(
@@ -139,6 +140,14 @@ def run_checks(
         tenants=scope,
         skipped=skipped,
     )
+
+
+def _run_check(engine: Engine, settings: Settings, check: type[Check],
+               context: CheckContext) -> CheckResult:
+    """One check; a database error (a statement timeout) names it."""
+    with database_errors(engine, during=f"check {check.info().id}",
+                         statement_timeout_ms=settings.statement_timeout_ms):
+        return run_check(check, context)
 
 
 def _find_tenants(connection: Connection, schema: Igny8Schema,

@@ -340,7 +340,9 @@ def reflect(connection: Connection, settings: Settings) -> Igny8Schema:
     those keys from the catalog.
     """
     metadata = sa.MetaData()
-    with database_errors(), warnings.catch_warnings():
+    with database_errors(connection.engine, during="reading the schema",
+                         statement_timeout_ms=settings.statement_timeout_ms), \
+            warnings.catch_warnings():
         # NOT VALID constraints carry options SQLAlchemy does not model; they are read
         # from the catalog directly (igny8ctl.catalog).
         warnings.simplefilter("ignore", sa_exc.SAWarning)

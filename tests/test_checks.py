@@ -224,3 +224,22 @@ def test_every_check_documents_why_and_fix() -> None:
         doc = check.info().rationale
         assert "Why:" in doc and "Fix:" in doc, check.id
         assert check.severity in (Severity.ERROR, Severity.WARNING)
+
+
+@pytest.mark.slow
+def test_a_statement_timeout_names_the_check_and_the_setting(postgres_url: str) -> None:
+    """A check stuck behind another session's lock is cancelled by statement_timeout, and
+    the one line says which check and which bound."""
+    import psycopg
+
+    from igny8ctl.errors import DatabaseUnavailable
+
+    with psycopg.connect(postgres_url.replace("+psycopg", "")) as holder:
+        holder.execute("LOCK TABLE igny8_core_auth_user IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(DatabaseUnavailable) as error:
+            api.run_checks(Settings(database_url=postgres_url, statement_timeout_ms=300),
+                           include=["users.orphaned"])
+        holder.rollback()
+    message = str(error.value)
+    assert "during check users.orphaned" in message, message
+    assert "statement_timeout (300 ms)" in message and "\n" not in message
