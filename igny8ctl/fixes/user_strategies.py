@@ -141,8 +141,8 @@ class UserRepair(Fix):
                 .correlate_except(account.table).scalar_subquery())
 
     def details(self) -> list[sa.ColumnElement[Any]]:
-        """create-account's name and base slug for each target, and the account it owns
-        already (which it joins instead)."""
+        """create-account's name and base slug for each target, the account it owns
+        already (which it joins instead), and whether that slug is taken."""
         if self.params.strategy is not Strategy.CREATE_ACCOUNT:
             return []
         user, account = self.schema.user, self.schema.account
@@ -155,7 +155,8 @@ class UserRepair(Fix):
             sa.func.nullif(self.schema.dialect.slugify_sql(user.email, slug_length), ""),
             "user",
         )
-        return [sa.func.substr(name, 1, name_length), base, self._owned()]
+        return [sa.func.substr(name, 1, name_length), base, self._owned(),
+                sa.exists().where(account.slug == base)]
 
     def bind(self, connection: Connection, rows: Sequence[Sequence[Any]]
              ) -> tuple[tuple[NewAccount, ...], tuple[tuple[int, int], ...]]:
@@ -165,10 +166,10 @@ class UserRepair(Fix):
             return (), ()
         account = self.schema.account
         joins = tuple((int(r[0]), int(r[4])) for r in rows if r[4] is not None)
-        wanted = [(r[0], r[2], r[3]) for r in rows if r[4] is None]
-        slugs = free_slugs(connection, account.slug, [(i, b) for i, _, b in wanted],
+        wanted = [(r[0], r[2], r[3], bool(r[5])) for r in rows if r[4] is None]
+        slugs = free_slugs(connection, account.slug, [(i, b, t) for i, _, b, t in wanted],
                            getattr(account.slug.type, "length", None) or 50)
-        return tuple(NewAccount(i, slugs[i], n) for i, n, _ in wanted), joins
+        return tuple(NewAccount(i, slugs[i], n) for i, n, _, _ in wanted), joins
 
     def changes(self, connection: Connection, targets: sa.ColumnElement[bool],
                 plan: Plan) -> tuple[Change, ...]:
@@ -244,17 +245,22 @@ def suffixed(base: str, tag: str, length: int) -> str:
     return base[:max(1, length - 2 - len(tag))].rstrip("-") + "--" + tag
 
 
-def free_slugs(connection: Connection, column: sa.Column[Any], wanted: list[tuple[int, str]],
-               length: int) -> dict[int, str]:
+def free_slugs(connection: Connection, column: sa.Column[Any],
+               wanted: list[tuple[int, str, bool]], length: int) -> dict[int, str]:
     """A slug per user id, free in ``column`` and unique among themselves: the base when
     only one user wants it, else ``<base>--<id>``, then ``<base>--<id>-2``, ... for as long
-    as an existing slug (one shaped like our suffix included) is in the way."""
-    counts = Counter(base for _, base in wanted)
+    as an existing slug (one shaped like our suffix included) is in the way.
+
+    ``wanted`` holds each user's base and whether ``column`` has it already (read in the
+    same snapshot), so only suffixed slugs and taken bases are looked up: a base never
+    holds ``--``, so a free base wanted once clashes with nothing.
+    """
+    counts = Counter(base for _, base, _ in wanted)
     slugs = {uid: base if counts[base] == 1 else suffixed(base, str(uid), length)
-             for uid, base in wanted}
-    bases = dict(wanted)
-    attempt = {uid: 1 for uid, _ in wanted}
-    pending = set(slugs)
+             for uid, base, _ in wanted}
+    bases = {uid: base for uid, base, _ in wanted}
+    attempt = {uid: 1 for uid, _, _ in wanted}
+    pending = {uid for uid, base, taken in wanted if taken or counts[base] > 1}
     while pending:
         asked = sorted({slugs[uid] for uid in pending})
         taken: set[str] = set()
