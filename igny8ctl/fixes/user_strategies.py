@@ -166,10 +166,10 @@ class UserRepair(Fix):
             return (), ()
         account = self.schema.account
         joins = tuple((int(r[0]), int(r[4])) for r in rows if r[4] is not None)
-        wanted = [(r[0], r[2], r[3], bool(r[5])) for r in rows if r[4] is None]
-        slugs = free_slugs(connection, account.slug, [(i, b, t) for i, _, b, t in wanted],
+        wanted = [r for r in rows if r[4] is None]
+        slugs = free_slugs(connection, account.slug, [(r[0], r[3], bool(r[5])) for r in wanted],
                            getattr(account.slug.type, "length", None) or 50)
-        return tuple(NewAccount(i, slugs[i], n) for i, n, _, _ in wanted), joins
+        return tuple(NewAccount(r[0], slugs[r[0]], r[2]) for r in wanted), joins
 
     def changes(self, connection: Connection, targets: sa.ColumnElement[bool],
                 plan: Plan) -> tuple[Change, ...]:
@@ -258,9 +258,9 @@ def free_slugs(connection: Connection, column: sa.Column[Any],
     counts = Counter(base for _, base, _ in wanted)
     slugs = {uid: base if counts[base] == 1 else suffixed(base, str(uid), length)
              for uid, base, _ in wanted}
-    bases = {uid: base for uid, base, _ in wanted}
-    attempt = {uid: 1 for uid, _, _ in wanted}
-    pending = {uid for uid, base, taken in wanted if taken or counts[base] > 1}
+    bases = {uid: base for uid, base, taken in wanted if taken or counts[base] > 1}
+    attempt = dict.fromkeys(bases, 1)
+    pending = set(bases)
     while pending:
         asked = sorted({slugs[uid] for uid in pending})
         taken: set[str] = set()
