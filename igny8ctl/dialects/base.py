@@ -101,13 +101,11 @@ class Dialect(ABC):
 
     @abstractmethod
     def row_digest(self, table: sa.FromClause) -> sa.ColumnElement[str]:
-        """A token of the row as it is now, which any later write of it changes (for
-        "changed since": the row itself is not kept)."""
+        """A digest of the whole row (for "changed since": the row itself is not kept).
 
-    def row_changed(self, table: sa.FromClause,
-                    recorded: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
-        """The row is no longer the one whose ``row_digest`` was ``recorded``."""
-        return self.row_digest(table).is_distinct_from(recorded)
+        Of its values, not of its version (``xmin``): a row version misses a write the
+        same transaction makes later (a trigger), and it changes when an undo puts the
+        values back, which would refuse undoing two runs in reverse order."""
 
     @abstractmethod
     def among(self, column: sa.ColumnElement[Any], ids: Sequence[int]) -> sa.ColumnElement[bool]:

@@ -176,12 +176,12 @@ def _refusals(run: _Run) -> Iterator[UndoRefusal]:
         if step.action == DELETE:
             changed = sa.select(j.c.row_id).where(last, sa.exists().where(pk == j.c.row_id))
         else:
-            current = sa.select(dialect.row_changed(target, j.c.digest)).where(
+            current = sa.select(dialect.row_digest(target)).where(
                 pk == j.c.row_id).scalar_subquery()
             legacy = sa.select(dialect.row_image(target)).where(
                 pk == j.c.row_id).scalar_subquery()
             changed = sa.select(j.c.row_id).where(last, sa.or_(
-                sa.and_(j.c.digest.is_not(None), sa.func.coalesce(current, True)),
+                sa.and_(j.c.digest.is_not(None), current.is_distinct_from(j.c.digest)),
                 sa.and_(j.c.digest.is_(None), ~dialect.same_image(legacy, j.c.after))))
         ids = run.ids(changed.order_by(j.c.row_id))
         if ids:
