@@ -172,13 +172,14 @@ def demo(path: Path, force: bool = False) -> tuple[Settings, CheckReport]:
 
 
 def _make_fix(name: str, connection: Connection, settings: Settings,
-              params: Mapping[str, Any] | FixParams) -> Fix:
+              params: Mapping[str, Any] | FixParams, schema: Igny8Schema | None = None) -> Fix:
+    """``name`` with its typed parameters, on ``schema`` (reflected here if not given)."""
     from igny8ctl.fixes.base import utcnow
     from igny8ctl.fixes.params import parse_params
     from igny8ctl.fixes.registry import REGISTRY
 
     typed = parse_params(name, params)
-    return REGISTRY[name](reflect(connection, settings), settings, utcnow(), typed)
+    return REGISTRY[name](schema or reflect(connection, settings), settings, utcnow(), typed)
 
 
 def plan_fix(settings: Settings, name: str, params: Mapping[str, Any] | FixParams,
@@ -470,8 +471,9 @@ def repair(
         with read_only(engine, settings) as connection, database_errors(
                 engine, during="repair: resolving the policy",
                 statement_timeout_ms=settings.statement_timeout_ms):
+            schema = reflect(connection, settings)
             for fix, _, params in planned:
-                _make_fix(fix, connection, settings, params).resolve(connection)
+                _make_fix(fix, connection, settings, params, schema).resolve(connection)
         before = run_checks(settings, sample_limit=5, fail_on=fail_on)
         found = {f.check: f.count for r in before.results for f in r.findings
                  if f.count and f.severity is not Severity.INFO}

@@ -40,9 +40,8 @@ def plan(connection: Connection, fix: Fix, sample_limit: int,
         sa.select(key, fix.schema.dialect.digest(fix.watched()), *fix.details())
         .where(condition).order_by(key)
     ).all()
-    ids, values = list(zip(*rows, strict=True))[:2] if rows else ((), ())
-    targets = tuple(map(int, ids))
-    digests = tuple(map(str, values))
+    targets = tuple(int(row[0]) for row in rows)
+    digests = tuple(str(row[1]) for row in rows)
     accounts, joins = fix.bind(connection, rows) if targets and not blockers else ((), ())
     bound = Plan(fix.name, fix.params, fix.root.name, targets, digests,
                  target_fingerprint(targets, digests), (), accounts, joins,

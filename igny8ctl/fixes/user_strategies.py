@@ -231,7 +231,6 @@ class UserRepair(Fix):
                       values=values),
         ]
 
-
     def _attach_description(self) -> str:
         role = self.params.role.value if self.params.role else None
         return "attach each user to the account they own" + (f", role {role}" if role else "")
