@@ -8,7 +8,6 @@ must be unchanged since they were read (their fingerprint), or it refuses.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -100,9 +99,8 @@ def _as_stored(connection: Connection, schema: Igny8Schema, tenant: Tenant,
     """``site`` with each cluster's volume, top keywords and existing id read from the
     database, in one pass over its keywords."""
     keyword = schema.keyword
-    members = dialect_of(connection).json_rows(
-        json.dumps([{"id": k, "cluster": number} for number, c in enumerate(site.clusters)
-                    for k in c.keyword_ids]),
+    members = dialect_of(connection).value_rows(
+        [(k, number) for number, c in enumerate(site.clusters) for k in c.keyword_ids],
         [("id", sa.BigInteger()), ("cluster", sa.Integer())])
     mine = sa.and_(keyword.id == members.c.id, keyword.account_id == tenant.id,
                    keyword.site_id == site.site_id)

@@ -100,22 +100,29 @@ class Dialect(ABC):
         """A hex digest of ``values`` that changes when any of them does."""
 
     @abstractmethod
-    def row_digest(self, table: sa.FromClause) -> sa.ColumnElement[str]:
+    def row_digest(self, connection: Connection, table: sa.Table) -> sa.ColumnElement[str]:
         """A digest of the whole row (for "changed since": the row itself is not kept).
 
         Of its values, not of its version (``xmin``): a row version misses a write the
         same transaction makes later (a trigger), and it changes when an undo puts the
         values back, which would refuse undoing two runs in reverse order."""
 
+    def recorded_row_digest(self, connection: Connection, table: sa.Table,
+                            recorded: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
+        """The row's digest in the form ``recorded`` was written in (a journal keeps
+        digests of every form igny8ctl has written)."""
+        return self.row_digest(connection, table)
+
     @abstractmethod
     def among(self, column: sa.ColumnElement[Any], ids: Sequence[int]) -> sa.ColumnElement[bool]:
         """``column`` is one of ``ids``, given as one bound value whatever their number."""
 
     @abstractmethod
-    def json_rows(self, document: str,
-                  columns: Sequence[tuple[str, sa.types.TypeEngine[Any]]]) -> sa.Subquery:
-        """Rows passed as one JSON parameter (a list of objects), as a typed subquery:
-        a plan's ids and values reach SQL as data, in one bound value whatever their number."""
+    def value_rows(self, rows: Sequence[Sequence[Any]],
+                   columns: Sequence[tuple[str, sa.types.TypeEngine[Any]]]) -> sa.Subquery:
+        """``rows`` (each a sequence of values in ``columns`` order; values beyond them are
+        ignored) as a typed subquery named ``planned``: a plan's ids and values reach SQL
+        as data, in one bound value whatever their number."""
 
     @abstractmethod
     def check_constraints_now(self, connection: Connection) -> None:

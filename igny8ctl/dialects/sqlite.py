@@ -97,23 +97,23 @@ class SQLite(Dialect):
             sa.func.json_array(*values), type_=sa.String)
         return digest
 
-    def row_digest(self, table: sa.FromClause) -> sa.ColumnElement[str]:
+    def row_digest(self, connection: Connection, table: sa.Table) -> sa.ColumnElement[str]:
         digest: sa.ColumnElement[str] = getattr(sa.func, DIGEST_FUNCTION)(
             self.row_image(table), type_=sa.String)
         return digest
 
     def among(self, column: sa.ColumnElement[Any], ids: Sequence[int]) -> sa.ColumnElement[bool]:
-        planned = self.json_rows(json.dumps([{"id": int(i)} for i in ids]),
-                                 [("id", sa.BigInteger())])
+        planned = self.value_rows([(int(i),) for i in ids], [("id", sa.BigInteger())])
         return column.in_(sa.select(planned.c.id))
 
-    def json_rows(self, document: str,
-                  columns: Sequence[tuple[str, sa.types.TypeEngine[Any]]]) -> sa.Subquery:
+    def value_rows(self, rows: Sequence[Sequence[Any]],
+                   columns: Sequence[tuple[str, sa.types.TypeEngine[Any]]]) -> sa.Subquery:
+        """One JSON parameter, a list of rows, each a list of the columns' values."""
+        document = json.dumps(rows)
         each = sa.func.json_each(sa.literal(document, sa.Text)).table_valued("value")
         return sa.select(*(
-            sa.type_coerce(sa.func.json_extract(
-                each.c.value, '$."' + name.replace('"', '\\"') + '"'), kind).label(name)
-            for name, kind in columns)).subquery("planned")
+            sa.type_coerce(sa.func.json_extract(each.c.value, f"$[{number}]"), kind).label(name)
+            for number, (name, kind) in enumerate(columns))).subquery("planned")
 
     def image_field(self, image: sa.ColumnElement[Any],
                     column: sa.Column[Any]) -> sa.ColumnElement[Any]:

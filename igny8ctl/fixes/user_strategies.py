@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -167,9 +166,11 @@ class UserRepair(Fix):
         account = self.schema.account
         joins = tuple((int(r[0]), int(r[4])) for r in rows if r[4] is not None)
         wanted = [r for r in rows if r[4] is None]
-        slugs = free_slugs(connection, account.slug, [(r[0], r[3], bool(r[5])) for r in wanted],
-                           getattr(account.slug.type, "length", None) or 50)
-        return tuple(NewAccount(r[0], slugs[r[0]], r[2]) for r in wanted), joins
+        exceptions = free_slugs(connection, account.slug,
+                                [(r[0], r[3], bool(r[5])) for r in wanted],
+                                getattr(account.slug.type, "length", None) or 50)
+        slug = exceptions.get
+        return tuple([NewAccount(r[0], slug(r[0], r[3]), r[2]) for r in wanted]), joins
 
     def changes(self, connection: Connection, targets: sa.ColumnElement[bool],
                 plan: Plan) -> tuple[Change, ...]:
@@ -191,11 +192,10 @@ class UserRepair(Fix):
             return sa.true()
         user, account = self.schema.user, self.schema.account
         dialect = self.schema.dialect
-        joins = dialect.json_rows(json.dumps([{"id": u, "account": a} for u, a in plan.joins]),
-                                  [("id", sa.BigInteger()), ("account", sa.BigInteger())])
-        creates = dialect.json_rows(
-            json.dumps([{"id": a.owner_id, "slug": a.slug} for a in plan.accounts]),
-            [("id", sa.BigInteger()), ("slug", sa.Text())])
+        joins = dialect.value_rows(plan.joins, [("id", sa.BigInteger()),
+                                                ("account", sa.BigInteger())])
+        creates = dialect.value_rows(plan.accounts, [("id", sa.BigInteger()),
+                                                     ("slug", sa.Text())])
 
         def owned(owner: sa.ColumnElement[Any]) -> sa.ScalarSelect[Any]:
             return (sa.select(sa.func.min(account.id)).where(account.owner_id == owner)
@@ -213,10 +213,8 @@ class UserRepair(Fix):
         values: dict[str, Any] = {user.account_id.name: self._owned()}
         if self.params.role:
             values[user.role.name] = self.params.role.value
-        planned = self.schema.dialect.json_rows(
-            json.dumps([{"owner": a.owner_id, "name": a.name, "slug": a.slug}
-                        for a in plan.accounts]),
-            [("owner", sa.BigInteger()), ("name", sa.Text()), ("slug", sa.Text())])
+        planned = self.schema.dialect.value_rows(plan.accounts, [
+            ("owner", sa.BigInteger()), ("slug", sa.Text()), ("name", sa.Text())])
         source = sa.select(
             planned.c.owner, planned.c.name, planned.c.slug,
             *(sa.literal(value, type_=account.table.c[column].type)
@@ -245,28 +243,28 @@ def suffixed(base: str, tag: str, length: int) -> str:
 
 
 def free_slugs(connection: Connection, column: sa.Column[Any],
-               wanted: list[tuple[int, str, bool]], length: int) -> dict[int, str]:
-    """A slug per user id, free in ``column`` and unique among themselves: the base when
-    only one user wants it, else ``<base>--<id>``, then ``<base>--<id>-2``, ... for as long
-    as an existing slug (one shaped like our suffix included) is in the way.
+               wanted: Sequence[tuple[int, str, bool]], length: int) -> dict[int, str]:
+    """The slug of each user id that cannot have its base: free in ``column`` and unique
+    among all, ``<base>--<id>`` when more than one user wants the base, then
+    ``<base>--<id>-2``, ... for as long as an existing slug (one shaped like our suffix
+    included) is in the way. Every other user gets its base.
 
     ``wanted`` holds each user's base and whether ``column`` has it already (read in the
     same snapshot), so only suffixed slugs and taken bases are looked up: a base never
     holds ``--``, so a free base wanted once clashes with nothing.
     """
     counts = Counter(base for _, base, _ in wanted)
-    slugs = {uid: base if counts[base] == 1 else suffixed(base, str(uid), length)
-             for uid, base, _ in wanted}
     bases = {uid: base for uid, base, taken in wanted if taken or counts[base] > 1}
+    slugs = {uid: base if counts[base] == 1 else suffixed(base, str(uid), length)
+             for uid, base in bases.items()}
     attempt = dict.fromkeys(bases, 1)
     pending = set(bases)
     while pending:
         asked = sorted({slugs[uid] for uid in pending})
         taken: set[str] = set()
         for start in range(0, len(asked), 10_000):
-            chunk = asked[start:start + 10_000]
-            planned = dialect_of(connection).json_rows(
-                json.dumps([{"slug": s} for s in chunk]), [("slug", sa.Text())])
+            planned = dialect_of(connection).value_rows(
+                [(slug,) for slug in asked[start:start + 10_000]], [("slug", sa.Text())])
             taken.update(connection.scalars(
                 sa.select(planned.c.slug).where(sa.exists().where(column == planned.c.slug))))
         used = Counter(slugs.values())

@@ -176,7 +176,8 @@ def _refusals(run: _Run) -> Iterator[UndoRefusal]:
         if step.action == DELETE:
             changed = sa.select(j.c.row_id).where(last, sa.exists().where(pk == j.c.row_id))
         else:
-            current = sa.select(dialect.row_digest(target)).where(
+            current = sa.select(dialect.recorded_row_digest(
+                run.connection, target, j.c.digest)).where(
                 pk == j.c.row_id).scalar_subquery()
             legacy = sa.select(dialect.row_image(target)).where(
                 pk == j.c.row_id).scalar_subquery()

@@ -67,7 +67,7 @@ class Journal:
         self.connection.execute(
             sa.update(self.table)
             .where(self.table.c.run_id == self.run.run_id, self.table.c.step == step)
-            .values(digest=sa.select(self.dialect.row_digest(target))
+            .values(digest=sa.select(self.dialect.row_digest(self.connection, target))
                     .where(pk == self.table.c.row_id).scalar_subquery())
         )
 
@@ -105,7 +105,7 @@ class Journal:
                   .where(where).with_for_update(of=target).cte("before_rows"))
         updated = (sa.update(target).where(pk == before.c.row_id).values(**values)
                    .returning(pk.label("row_id"), before.c.image.label("image"),
-                              self.dialect.row_digest(target).label("digest"))
+                              self.dialect.row_digest(self.connection, target).label("digest"))
                    .cte("updated"))
         return self._record(["before", "digest"], sa.select(
             *self._entry(step, UPDATE, target), updated.c.row_id, updated.c.image,
@@ -122,7 +122,7 @@ class Journal:
                    .returning(pk.label("row_id"),
                               self.dialect.row_image(old, [old.c[c.name] for c in changed])
                               .label("image"),
-                              self.dialect.row_digest(target).label("digest"))
+                              self.dialect.row_digest(self.connection, target).label("digest"))
                    .cte("updated"))
         return self._record(["before", "digest"], sa.select(
             *self._entry(step, UPDATE, target), updated.c.row_id, updated.c.image,
@@ -153,7 +153,7 @@ class Journal:
         if self.dialect.writes_in_ctes:
             inserted = (sa.insert(target).from_select(list(columns), rows)
                         .returning(pk.label("row_id"),
-                                   self.dialect.row_digest(target).label("digest"))
+                                   self.dialect.row_digest(self.connection, target).label("digest"))
                         .cte("inserted"))
             count = self._record(["digest"], sa.select(
                 *self._entry(step, INSERT, target), inserted.c.row_id, inserted.c.digest))
@@ -170,8 +170,8 @@ class Journal:
                 new_rows = pk > highest
             self.connection.execute(sa.insert(target).from_select(list(columns), rows))
             count = self._record(["digest"], sa.select(
-                *self._entry(step, INSERT, target), pk, self.dialect.row_digest(target),
-            ).where(new_rows))
+                *self._entry(step, INSERT, target), pk,
+                self.dialect.row_digest(self.connection, target)).where(new_rows))
         self.rows_changed += count
         return count
 
