@@ -101,21 +101,15 @@ def execute(engine: Engine, connection: Connection, settings: Settings, fix: Fix
             with database_errors(engine, during=f"fix {fix.name}: locking the planned rows",
                                  statement_timeout_ms=settings.statement_timeout_ms):
                 if saved:
-                    connection.execute(dialect.lock_rows(
+                    connection.scalar(sa.select(sa.func.count()).select_from(dialect.lock_rows(
                         sa.select(key).where(planned_ids(fix, chunk)).order_by(key),
-                        of=fix.root)).all()
+                        of=fix.root).subquery()))
                     stale = changed_targets(connection, fix, plan, chunk)
                     if stale:
                         raise stale_refusal(fix, stale, f"{batches} batches of run "
                                             f"{run.run_id} were committed" if batches else "")
-                # Locking re-evaluates the condition on the newest version of a row another
-                # transaction changed meanwhile (READ COMMITTED): what no longer qualifies is
-                # neither locked nor written.
-                qualifying = connection.scalars(dialect.lock_rows(
-                    sa.select(key).where(planned_ids(fix, chunk), fix.target_condition(),
-                                         fix.still_planned(plan)).order_by(key),
-                    of=fix.root)).all()
-            left = set(chunk) - set(qualifying)
+                qualifying = lock_qualifying(connection, fix, plan, chunk)
+            left = set(chunk) - set(qualifying) if len(qualifying) < len(chunk) else set()
             skipped += sorted(left)
             journal = Journal(connection, run, step)
             journal.locked = {fix.root.name}
@@ -150,6 +144,23 @@ def execute(engine: Engine, connection: Connection, settings: Settings, fix: Fix
             raise
         step, batches = journal.step + 1, batches + 1
     return (run.run_id if batches else None), rows_changed, batches, tuple(skipped)
+
+
+def lock_qualifying(connection: Connection, fix: Fix, plan: Plan,
+                    ids: Sequence[int]) -> Sequence[int]:
+    """Lock the planned rows among ``ids`` that still qualify, in primary-key order, and
+    return their ids. Locking re-evaluates the condition on the newest version of a row
+    another transaction changed meanwhile (READ COMMITTED): what no longer qualifies is
+    neither locked nor written. Usually all do, so only their number comes back; else the
+    same statement runs again for the ids (rows held already are taken at once)."""
+    key = primary_key(fix.root)
+    locking = dialect_of(connection).lock_rows(
+        sa.select(key).where(planned_ids(fix, ids), fix.target_condition(),
+                             fix.still_planned(plan)).order_by(key), of=fix.root)
+    locked = connection.scalar(sa.select(sa.func.count()).select_from(locking.subquery()))
+    if locked == len(ids):
+        return ids
+    return connection.scalars(locking).all()
 
 
 def restricted(plan: Plan, ids: Sequence[int]) -> Plan:
