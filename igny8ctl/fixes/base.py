@@ -164,13 +164,19 @@ class Fix(ABC):
         return list(self.root.c)
 
     def details(self) -> list[sa.ColumnElement[Any]]:
-        """Values of each target that ``bind`` needs, read in the same pass as the targets."""
+        """Labelled values of each target that ``bind`` needs, read in the same pass as the
+        targets."""
+        return []
+
+    def lookups(self, targets: sa.Subquery) -> list[sa.ColumnElement[Any]]:
+        """Values ``bind`` needs that depend on ``details`` (``targets`` has the columns
+        ``id``, ``digest`` and the details): each detail is computed once per target."""
         return []
 
     def bind(self, connection: Connection, rows: Sequence[Sequence[Any]]
              ) -> tuple[tuple[NewAccount, ...], tuple[tuple[int, int], ...]]:
         """What the write needs beyond the ids (accounts to create, accounts to join), from
-        the targets' rows: id, digest, then ``details``."""
+        the targets' rows: id, digest, ``details``, then ``lookups``."""
         return (), ()
 
     def still_planned(self, plan: Plan) -> sa.ColumnElement[bool]:

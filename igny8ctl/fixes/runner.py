@@ -36,10 +36,13 @@ def plan(connection: Connection, fix: Fix, sample_limit: int,
     if only is not None:
         condition = sa.and_(condition, planned_ids(fix, only))
     key = primary_key(fix.root)
+    # OFFSET 0 keeps PostgreSQL from inlining the subquery into the lookups, which would
+    # compute each detail once more for every lookup that uses it.
+    found = (sa.select(key.label("id"), fix.schema.dialect.digest(fix.watched())
+                       .label("digest"), *fix.details())
+             .where(condition).order_by(key).offset(0).subquery("targets"))
     rows = connection.execute(
-        sa.select(key, fix.schema.dialect.digest(fix.watched()), *fix.details())
-        .where(condition).order_by(key)
-    ).all()
+        sa.select(found, *fix.lookups(found)).order_by(found.c.id)).all()
     targets = tuple(int(row[0]) for row in rows)
     digests = tuple(str(row[1]) for row in rows)
     accounts, joins = fix.bind(connection, rows) if targets and not blockers else ((), ())

@@ -134,14 +134,17 @@ class UserRepair(Fix):
                     f"without a default; give it a value with --set {missing[0]}=VALUE"]
         return []
 
-    def _owned(self) -> sa.ScalarSelect[Any]:
+    def _owned(self, owner: sa.ColumnElement[Any] | None = None) -> sa.ScalarSelect[Any]:
+        """The account ``owner`` (the user being written, by default) owns already."""
         user, account = self.schema.user, self.schema.account
-        return (sa.select(sa.func.min(account.id)).where(account.owner_id == user.id)
-                .correlate_except(account.table).scalar_subquery())
+        found = sa.select(sa.func.min(account.id))
+        if owner is None:
+            return found.where(account.owner_id == user.id).correlate_except(
+                account.table).scalar_subquery()
+        return found.where(account.owner_id == owner).scalar_subquery()
 
     def details(self) -> list[sa.ColumnElement[Any]]:
-        """create-account's name and base slug for each target, the account it owns
-        already (which it joins instead), and whether that slug is taken."""
+        """create-account's name and base slug for each target."""
         if self.params.strategy is not Strategy.CREATE_ACCOUNT:
             return []
         user, account = self.schema.user, self.schema.account
@@ -154,8 +157,16 @@ class UserRepair(Fix):
             sa.func.nullif(self.schema.dialect.slugify_sql(user.email, slug_length), ""),
             "user",
         )
-        return [sa.func.substr(name, 1, name_length), base, self._owned(),
-                sa.exists().where(account.slug == base)]
+        return [sa.func.substr(name, 1, name_length).label("name"), base.label("base")]
+
+    def lookups(self, targets: sa.Subquery) -> list[sa.ColumnElement[Any]]:
+        """The account each target owns already (which it joins instead), and whether its
+        base slug is taken."""
+        if self.params.strategy is not Strategy.CREATE_ACCOUNT:
+            return []
+        account = self.schema.account
+        return [self._owned(targets.c.id),
+                sa.exists().where(account.slug == targets.c.base)]
 
     def bind(self, connection: Connection, rows: Sequence[Sequence[Any]]
              ) -> tuple[tuple[NewAccount, ...], tuple[tuple[int, int], ...]]:
@@ -196,13 +207,8 @@ class UserRepair(Fix):
                                                 ("account", sa.BigInteger())])
         creates = dialect.value_rows(plan.accounts, [("id", sa.BigInteger()),
                                                      ("slug", sa.Text())])
-
-        def owned(owner: sa.ColumnElement[Any]) -> sa.ScalarSelect[Any]:
-            return (sa.select(sa.func.min(account.id)).where(account.owner_id == owner)
-                    .scalar_subquery())
-
         return sa.or_(
-            user.id.in_(sa.select(joins.c.id).where(joins.c.account == owned(joins.c.id))),
+            user.id.in_(sa.select(joins.c.id).where(joins.c.account == self._owned(joins.c.id))),
             sa.and_(user.id.in_(sa.select(creates.c.id).where(
                 ~sa.exists().where(account.slug == creates.c.slug))), self._owned().is_(None)),
         )
