@@ -240,13 +240,15 @@ def undo(
 
     output_format = output_format_of(output_format)
     settings = load(database_url, config, profile)
-    plan = api.plan_undo(settings, run_id)
-    # One JSON document per command: a refusal is the error object, which names every id.
-    if output_format is OutputFormat.TABLE or not (apply or plan.refusals):
-        emit(plan, output_format)
-    if plan.refusals:
-        raise refusal_error(run_id, plan.refusals)
-    if not apply:
-        return
+    # One JSON document per command: applying, it is the result or the error object (which
+    # names every id), so the checks run once, under the undo's locks.
+    if not apply or output_format is OutputFormat.TABLE:
+        plan = api.plan_undo(settings, run_id)
+        if output_format is OutputFormat.TABLE or not plan.refusals:
+            emit(plan, output_format)
+        if plan.refusals:
+            raise refusal_error(run_id, plan.refusals)
+        if not apply:
+            return
     confirm(f"Undo run {run_id}?", yes)
     emit(api.apply_undo(settings, run_id, wait), output_format)
