@@ -355,6 +355,18 @@ def test_undo_waits_for_a_fix_still_committing_batches_of_its_run(
     assert data(seed) == before
 
 
+def test_undo_says_preview_only_when_it_writes_nothing(
+        seed: Seeder, db_url: str, tenant: dict[str, int], cli: Callable[..., Result]) -> None:
+    seed.user("orphan")
+    run_id = api.apply_fix(settings(db_url), "orphaned-users", CREATE).run_id
+    assert run_id is not None
+    preview = cli("fix", "undo", run_id, "--database-url", db_url)
+    assert preview.code == 0 and "Preview only" in preview.stdout
+    applied = cli("fix", "undo", run_id, "--apply", "--yes", "--database-url", db_url)
+    assert applied.code == 0 and f"undone {run_id}" in applied.stdout
+    assert "Preview only" not in applied.stdout and "nothing was written" not in applied.stdout
+
+
 def test_cli_preview_apply_and_refusal_without_terminal(
         seed: Seeder, db_url: str, tenant: dict[str, int], cli: Callable[..., Result]) -> None:
     seed.user("orphan")

@@ -249,6 +249,8 @@ def undo(
         if plan.refusals:
             raise refusal_error(run_id, plan.refusals)
         if not apply:
+            if output_format is OutputFormat.TABLE:
+                typer.echo("Preview only: nothing was written. Add --apply to undo.")
             return
     confirm(f"Undo run {run_id}?", yes)
     emit(api.apply_undo(settings, run_id, wait), output_format)

@@ -150,8 +150,6 @@ def render_undo_plan(plan: UndoPlan, console: Console) -> None:
         console.print(f"[red]refused:[/] {_escape(refusal.table)} ids "
                       f"{sample_text(refusal.ids[:10], len(refusal.ids))}: "
                       f"{_escape(refusal.reason)}", highlight=False)
-    if not plan.refusals:
-        console.print("Preview only: nothing was written. Add --apply to undo.")
 
 
 def undo_json(result: UndoResult) -> str:
