@@ -180,6 +180,23 @@ def test_undo_reads_the_md5_digests_of_earlier_journals(
         [("igny8_core_auth_user", (orphan,))] if changed else [])
 
 
+def test_binary_digests_do_not_depend_on_the_session_time_zone(
+        pg_seed: Seeder, postgres_url: str) -> None:
+    """An undo from a session in another time zone than the fix's (``PGTZ``, a role's
+    setting) sees the same rows: the text form of a timestamp would differ."""
+    make_tenant(pg_seed)
+    pg_seed.user("orphan")
+    result = api.apply_fix(settings(postgres_url), "orphaned-users", CREATE)
+    assert result.run_id is not None
+    zone = ("DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET TimeZone = %L', "
+            "current_database(), '{}'); END $$")
+    pg_seed.execute(zone.format("Asia/Kathmandu"))
+    try:
+        assert not api.plan_undo(settings(postgres_url), result.run_id).refusals
+    finally:
+        pg_seed.execute(zone.format("UTC"))
+
+
 def test_a_table_with_a_json_column_keeps_md5_digests(
         pg_seed: Seeder, postgres_url: str) -> None:
     """``json`` has no hash function: such a table's rows are digested by their text, and
