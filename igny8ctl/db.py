@@ -167,7 +167,7 @@ def describe_db_error(error: sa_exc.DBAPIError, engine: Engine | None = None,
         text = (f"statement cancelled by statement_timeout{bound}; raise statement_timeout_ms "
                 "in igny8ctl.toml (or the flag) and run again")
     elif sqlstate is not None and sqlstate.startswith("22"):
-        text = f"the database rejected a value (SQLSTATE {sqlstate})"
+        text = "the database rejected a value"
     elif primary:
         text = primary
     else:

@@ -167,6 +167,7 @@ EDITED_WRITES: list[tuple[str, Callable[[Document, Context], None]]] = [
     ("account name with an ANSI escape", _set("accounts.0.name", "\x1b[31mowned\x1b[0m")),
     ("account name with a right-to-left override", _set("accounts.0.name", "gro\u202eevil")),
     ("empty account name", _set("accounts.0.name", "")),
+    ("account name with a NUL", _set("accounts.0.name", "own\u0000ed")),
     ("account name longer than its column", _set("accounts.0.name", "n" * 200)),
     ("slug longer than its column", _set("accounts.0.slug", "s" * 60)),
     ("another free slug", _set("accounts.0.slug", "chosen-by-the-editor")),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -12,7 +11,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.selectable import NamedFromClause
 
 from igny8ctl.catalog import AccountColumnState, Constraint
-from igny8ctl.dialects.base import Dialect, bind_safe, lock_key
+from igny8ctl.dialects.base import Dialect, bind_safe, lock_key, rows_document
 from igny8ctl.errors import LockHolder
 
 
@@ -108,7 +107,7 @@ class PostgreSQL(Dialect):
         cheapest to encode and to parse."""
         from sqlalchemy.dialects.postgresql import JSONB
 
-        document = json.dumps(rows)
+        document = rows_document(rows, len(columns))
         element = sa.func.jsonb_array_elements(sa.cast(sa.literal(document, sa.Text), JSONB)) \
             .table_valued("value")
         return sa.select(*(

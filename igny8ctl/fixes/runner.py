@@ -112,7 +112,7 @@ def execute(engine: Engine, connection: Connection, settings: Settings, fix: Fix
                         raise stale_refusal(fix, stale, f"{batches} batches of run "
                                             f"{run.run_id} were committed" if batches else "")
                 qualifying = lock_qualifying(connection, fix, plan, chunk)
-            left = set(chunk) - set(qualifying) if len(qualifying) < len(chunk) else set()
+            left = set(chunk).difference(qualifying)
             skipped += sorted(left)
             journal = Journal(connection, run, step)
             journal.locked = {fix.root.name}
