@@ -317,10 +317,11 @@ def test_lock_held_elsewhere_gives_up_naming_the_blocker(
 ) -> None:
     account = tenant(pg)
     lock_timeout = 0.2
+    wait_limit = lock_timeout + 0.5
     blocker = hold_lock(postgres_url)
     blocker_pid = blocker.info.backend_pid
     try:
-        with Writer(postgres_url, account) as writer:
+        with Writer(postgres_url, account, wait_limit) as writer:
             result = cli("migrate", "apply", "--database-url", postgres_url,
                          "--lock-timeout-ms", "200", "--lock-retries", "3")
             blocked_writes = len(writer.latencies)
@@ -336,12 +337,12 @@ def test_lock_held_elsewhere_gives_up_naming_the_blocker(
     assert "after 3 attempt(s)" in message and "apply again to resume" in message
     assert enforcement(pg).checks == () and not enforcement(pg).not_null
     assert blocked_writes > 20, "the writer kept writing between attempts"
-    assert writer.worst < lock_timeout + 0.15, f"a write waited {writer.worst:.3f}s"
+    assert not writer.lock_waits_over_limit, "no write queued behind the ALTER for long"
 
-    with Writer(postgres_url, account) as writer:
+    with Writer(postgres_url, account, wait_limit) as writer:
         assert cli("migrate", "apply", "--database-url", postgres_url,
                    "--lock-timeout-ms", "200").code == 0
-    assert writer.worst < lock_timeout
+    assert not writer.lock_waits_over_limit, "the steps hold their locks briefly"
     assert_enforced(pg)
 
 
