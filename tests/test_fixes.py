@@ -46,6 +46,33 @@ def tenant(seed: Seeder) -> dict[str, int]:
     return {"plan": plan, "acme": acme, "owner": owner}
 
 
+#: Names a tenant's users give themselves, which create-account copies into accounts:
+#: each must arrive as written, whatever the plan's values travel in (a JSON document,
+#: PostgreSQL array literals).
+HOSTILE_NAMES = [
+    ("double quote", 'Ann "the" Admin'),
+    ("backslashes", "C:\\Users\\\\x"),
+    ("quote after a backslash", 'end\\"'),
+    ("array braces and commas", "{a,b},{c}"),
+    ("the word NULL", "NULL"),
+    ("JSON null", "null"),
+    ("surrounding spaces inside", "x  \t y"),
+    ("a newline", "two\nlines"),
+    ("non-ASCII", "Zoë 雪 \U0001f600"),
+    ("an SQL quote", "O'Brien'); DROP TABLE x; --"),
+]
+
+
+@pytest.mark.parametrize("name", [n[1] for n in HOSTILE_NAMES],
+                         ids=[n[0] for n in HOSTILE_NAMES])
+def test_create_account_copies_hostile_names_exactly(seed: Seeder, db_url: str,
+                                                     tenant: dict[str, int], name: str) -> None:
+    user = seed.user("hostile", first_name=name, last_name="")
+    api.apply_fix(settings(db_url), "orphaned-users", CREATE)
+    assert seed.scalar("SELECT name FROM igny8_core_auth_account WHERE owner_id = :u",
+                       u=user) == name
+
+
 def test_create_account_builds_exact_accounts(seed: Seeder, db_url: str,
                                               tenant: dict[str, int]) -> None:
     seed.account("taken")

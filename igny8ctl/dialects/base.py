@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -123,7 +122,7 @@ class Dialect(ABC):
                    columns: Sequence[tuple[str, sa.types.TypeEngine[Any]]]) -> sa.Subquery:
         """``rows`` (each a sequence of values in ``columns`` order; values beyond them are
         not sent) as a typed subquery named ``planned``: a plan's ids and values reach SQL
-        as data, in one bound value (``rows_document``) whatever their number."""
+        as data, in bound values whose number does not grow with the rows'."""
 
     @abstractmethod
     def check_constraints_now(self, connection: Connection) -> None:
@@ -199,7 +198,3 @@ class Dialect(ABC):
                                parent_columns: tuple[str, ...]) -> tuple[Constraint, ...]:
         """Foreign keys of ``child`` on exactly ``columns`` referencing ``parent_columns``."""
 
-
-def rows_document(rows: Sequence[Sequence[Any]], width: int) -> str:
-    """``Dialect.value_rows``'s parameter: a JSON list of the rows' first ``width`` values."""
-    return json.dumps([row[:width] for row in rows])

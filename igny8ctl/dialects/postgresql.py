@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -11,7 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.selectable import NamedFromClause
 
 from igny8ctl.catalog import AccountColumnState, Constraint
-from igny8ctl.dialects.base import Dialect, bind_safe, lock_key, rows_document
+from igny8ctl.dialects.base import Dialect, bind_safe, lock_key
 from igny8ctl.errors import LockHolder
 
 
@@ -102,17 +103,18 @@ class PostgreSQL(Dialect):
 
     def value_rows(self, rows: Sequence[Sequence[Any]],
                    columns: Sequence[tuple[str, sa.types.TypeEngine[Any]]]) -> sa.Subquery:
-        """One ``jsonb`` parameter, a list of rows, each a list of the columns' values: of
-        the forms tried (objects, one array per column, the driver's own lists), the
-        cheapest to encode and to parse."""
-        from sqlalchemy.dialects.postgresql import JSONB
+        """``unnest`` of one array parameter per column: the planner reads the arrays'
+        length (a ``jsonb`` list looks like 100 rows, so 100,000 planned slugs were probed
+        one index lookup each), and an array parses in half the time of the document."""
+        from sqlalchemy.dialects.postgresql import ARRAY
 
-        document = rows_document(rows, len(columns))
-        element = sa.func.jsonb_array_elements(sa.cast(sa.literal(document, sa.Text), JSONB)) \
-            .table_valued("value")
-        return sa.select(*(
-            sa.cast(element.c.value.op("->>")(sa.literal(number)), kind).label(name)
-            for number, (name, kind) in enumerate(columns))).subquery("planned")
+        arrays = [sa.cast(sa.literal(array_literal(map(itemgetter(number), rows), kind),
+                                     sa.Text), ARRAY(kind))
+                  for number, (_, kind) in enumerate(columns)]
+        planned = sa.func.unnest(*arrays).table_valued(
+            *(sa.column(name, kind) for name, kind in columns)).render_derived()
+        return sa.select(*(planned.c[name].label(name) for name, _ in columns)
+                         ).subquery("planned")
 
     def check_constraints_now(self, connection: Connection) -> None:
         connection.exec_driver_sql("SET CONSTRAINTS ALL IMMEDIATE")
@@ -298,3 +300,18 @@ def _hashes_rows(connection: Connection, table: sa.Table) -> bool:
     return version >= (14,) and all(
         isinstance(column.type, hashable) and not isinstance(column.type, CITEXT)
         for column in table.c)
+
+
+def array_literal(values: Iterable[Any], kind: sa.types.TypeEngine[Any]) -> str:
+    """``values`` as PostgreSQL's text form of an array of ``kind``: numbers as they are,
+    everything else double-quoted with ``\\`` and ``"`` escaped, so no value can end its
+    element or the array."""
+    if isinstance(kind, sa.Integer):
+        items = ("NULL" if v is None else str(int(v)) for v in values)
+    elif isinstance(kind, sa.Boolean):
+        items = ("NULL" if v is None else "t" if v else "f" for v in values)
+    else:
+        items = ("NULL" if v is None else
+                 '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+                 for v in values)
+    return "{" + ",".join(items) + "}"

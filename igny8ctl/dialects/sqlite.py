@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from igny8ctl.catalog import AccountColumnState, Constraint
-from igny8ctl.dialects.base import Dialect, bind_safe, rows_document
+from igny8ctl.dialects.base import Dialect, bind_safe
 from igny8ctl.errors import ConfigError
 from igny8ctl.slug import SQLITE_FUNCTION, slugify
 
@@ -108,7 +109,7 @@ class SQLite(Dialect):
     def value_rows(self, rows: Sequence[Sequence[Any]],
                    columns: Sequence[tuple[str, sa.types.TypeEngine[Any]]]) -> sa.Subquery:
         """One JSON parameter, a list of rows, each a list of the columns' values."""
-        document = rows_document(rows, len(columns))
+        document = json.dumps([row[:len(columns)] for row in rows])
         each = sa.func.json_each(sa.literal(document, sa.Text)).table_valued("value")
         return sa.select(*(
             sa.type_coerce(sa.func.json_extract(each.c.value, f"$[{number}]"), kind).label(name)
