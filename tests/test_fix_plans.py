@@ -457,3 +457,25 @@ def test_typed_parameters_refuse_what_they_do_not_know(params: dict[str, Any],
     with pytest.raises(ConfigError) as error:
         parse_params("orphaned-users", params)
     assert error.value.key == key
+
+
+@pytest.mark.parametrize("size", [None, 1, 2, 3, 7, 100])
+def test_batches_hold_only_their_own_accounts_and_joins(size: int | None) -> None:
+    from igny8ctl.fixes.base import NewAccount, Plan
+    from igny8ctl.fixes.params import parse_params
+    from igny8ctl.fixes.runner import plan_batches
+
+    targets = (2, 3, 5, 8, 13, 21, 34)
+    plan = Plan("orphaned-users", parse_params("orphaned-users", CREATE), "user", targets,
+                tuple(f"d{t}" for t in targets), "f", (),
+                accounts=tuple(NewAccount(t, f"s{t}", f"n{t}") for t in targets if t % 2),
+                joins=tuple((t, 100 + t) for t in targets if not t % 2))
+    batches = list(plan_batches(plan, size))
+    assert len(batches) == -(-len(targets) // (size or len(targets)))
+    assert sum((b.targets for b in batches), ()) == targets
+    assert sum((b.digests for b in batches), ()) == plan.digests
+    assert sum((b.accounts for b in batches), ()) == plan.accounts
+    assert sum((b.joins for b in batches), ()) == plan.joins
+    for batch in batches:
+        assert {a.owner_id for a in batch.accounts} | {u for u, _ in batch.joins} == \
+            set(batch.targets)

@@ -121,8 +121,9 @@ class Dialect(ABC):
     def value_rows(self, rows: Sequence[Sequence[Any]],
                    columns: Sequence[tuple[str, sa.types.TypeEngine[Any]]]) -> sa.Subquery:
         """``rows`` (each a sequence of values in ``columns`` order; values beyond them are
-        not sent) as a typed subquery named ``planned``: a plan's ids and values reach SQL
-        as data, in bound values whose number does not grow with the rows'."""
+        not sent; each an ``int`` or ``str`` as its column is, never ``None``) as a typed
+        subquery named ``planned``: a plan's ids and values reach SQL as data, in bound
+        values whose number does not grow with the rows'."""
 
     @abstractmethod
     def check_constraints_now(self, connection: Connection) -> None:

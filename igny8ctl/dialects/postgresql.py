@@ -303,15 +303,22 @@ def _hashes_rows(connection: Connection, table: sa.Table) -> bool:
 
 
 def array_literal(values: Iterable[Any], kind: sa.types.TypeEngine[Any]) -> str:
-    """``values`` as PostgreSQL's text form of an array of ``kind``: numbers as they are,
-    everything else double-quoted with ``\\`` and ``"`` escaped, so no value can end its
-    element or the array."""
+    """``values`` as PostgreSQL's text form of an array of ``kind``: integers as they are,
+    text double-quoted with ``\\`` and ``"`` escaped, so no value can end its element or the
+    array. Anything else is refused rather than coerced (``int(5.7)`` would plan a 5), and so
+    is ``None``: a bare ``NULL`` means NULL only while the server's ``array_nulls`` is on."""
     if isinstance(kind, sa.Integer):
-        items = ("NULL" if v is None else str(int(v)) for v in values)
-    elif isinstance(kind, sa.Boolean):
-        items = ("NULL" if v is None else "t" if v else "f" for v in values)
-    else:
-        items = ("NULL" if v is None else
-                 '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-                 for v in values)
-    return "{" + ",".join(items) + "}"
+        return "{" + ",".join(map(_integer_element, values)) + "}"
+    return "{" + ",".join(map(_text_element, values)) + "}"
+
+
+def _integer_element(value: Any) -> str:
+    if type(value) is not int:
+        raise TypeError(f"value_rows: {type(value).__name__} in an integer column")
+    return str(value)
+
+
+def _text_element(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"value_rows: {type(value).__name__} in a text column")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -19,7 +19,7 @@ from igny8ctl.config import Settings
 from igny8ctl.db import database_errors
 from igny8ctl.dialects import dialect_of
 from igny8ctl.errors import Refused
-from igny8ctl.fixes.base import Fix, Plan
+from igny8ctl.fixes.base import Fix, NewAccount, Plan
 from igny8ctl.journal.runs import RunInfo
 from igny8ctl.journal.tables import primary_key
 from igny8ctl.journal.writer import Journal
@@ -74,10 +74,28 @@ def changed_targets(connection: Connection, fix: Fix, plan: Plan,
     return [i for i in ids if current.get(i) != planned[i]]
 
 
-def _batches(ids: Sequence[int], size: int | None) -> Iterator[Sequence[int]]:
-    step = size or max(1, len(ids))
-    for start in range(0, len(ids), step):
-        yield ids[start:start + step]
+def plan_batches(plan: Plan, size: int | None) -> Iterator[Plan]:
+    """``plan`` cut into plans of ``size`` targets each (one, unbatched), each holding only
+    its own targets' accounts and joins: a batch locks, re-checks and writes its rows alone,
+    and the whole plan is gone through once, not once per batch."""
+    if not plan.targets:
+        return
+    step = size or len(plan.targets)
+    if step >= len(plan.targets):
+        yield plan
+        return
+    batch_of = {target: number // step for number, target in enumerate(plan.targets)}
+    accounts: dict[int, list[NewAccount]] = {}
+    joins: dict[int, list[tuple[int, int]]] = {}
+    for account in plan.accounts:
+        accounts.setdefault(batch_of[account.owner_id], []).append(account)
+    for join in plan.joins:
+        joins.setdefault(batch_of[join[0]], []).append(join)
+    for number, start in enumerate(range(0, len(plan.targets), step)):
+        yield replace(plan, targets=plan.targets[start:start + step],
+                      digests=plan.digests[start:start + step],
+                      accounts=tuple(accounts.get(number, ())),
+                      joins=tuple(joins.get(number, ())))
 
 
 def execute(engine: Engine, connection: Connection, settings: Settings, fix: Fix, plan: Plan,
@@ -92,7 +110,8 @@ def execute(engine: Engine, connection: Connection, settings: Settings, fix: Fix
     step, batches, rows_changed = 1, 0, 0
     skipped: list[int] = []
     key = primary_key(fix.root)
-    for chunk in _batches(plan.targets, batch_size):
+    for batch in plan_batches(plan, batch_size):
+        chunk = batch.targets
         dialect.prepare_write(connection)
         transaction = connection.begin()
         try:
@@ -107,11 +126,11 @@ def execute(engine: Engine, connection: Connection, settings: Settings, fix: Fix
                     connection.scalar(sa.select(sa.func.count()).select_from(dialect.lock_rows(
                         sa.select(key).where(planned_ids(fix, chunk)).order_by(key),
                         of=fix.root).subquery()))
-                    stale = changed_targets(connection, fix, plan, chunk)
+                    stale = changed_targets(connection, fix, batch, chunk)
                     if stale:
                         raise stale_refusal(fix, stale, f"{batches} batches of run "
                                             f"{run.run_id} were committed" if batches else "")
-                qualifying = lock_qualifying(connection, fix, plan, chunk)
+                qualifying = lock_qualifying(connection, fix, batch, chunk)
             left = set(chunk).difference(qualifying)
             skipped += sorted(left)
             journal = Journal(connection, run, step)
@@ -119,7 +138,7 @@ def execute(engine: Engine, connection: Connection, settings: Settings, fix: Fix
             written: dict[str, sa.Table] = {}
             if qualifying:
                 for number, operation in enumerate(fix.operations(
-                        planned_ids(fix, qualifying), restricted(plan, qualifying)), start=1):
+                        planned_ids(fix, qualifying), restricted(batch, qualifying)), start=1):
                     written[operation.table.name] = operation.table
                     with database_errors(
                             engine, during=f"fix {fix.name} step {number} "
