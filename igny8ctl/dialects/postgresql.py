@@ -97,7 +97,7 @@ class PostgreSQL(Dialect):
         random, which made the fix's update take twice as long)."""
         from sqlalchemy.dialects.postgresql import ARRAY
 
-        array = sa.cast(sa.literal("{" + ",".join(map(str, map(int, ids))) + "}", sa.Text),
+        array = sa.cast(sa.literal(array_literal(ids, sa.BigInteger()), sa.Text),
                         ARRAY(sa.BigInteger()))
         return column == sa.func.any(array)
 
